@@ -1,0 +1,132 @@
+"""Budget lines, amendments, execution snapshots and plans (topic family `budget`)."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from contracts.envelope import Envelope, Payload
+from contracts.money import Won, WonDelta
+from contracts.programs import ProgramId, SourceRef
+
+
+class BudgetLineSet(Payload):
+    """The budget of a program for a fiscal year: 본예산 + 이월 등 + 추경 = 예산현액.
+
+    `current` may be omitted (it is then the sum); when given with the parts it must equal them.
+    The org fields let budget roll up by 과/실 without waiting for the program register."""
+
+    program_id: ProgramId = Field(min_length=1, max_length=200)
+    fiscal_year: int = Field(ge=2000, le=2100)
+    title: str | None = None
+    office: str | None = Field(default=None, description="실")
+    division: str | None = Field(default=None, description="과")
+    category: str | None = Field(default=None, description="e.g. 기본경비, 전출금: may be excluded from plans")
+    original: Won = Field(description="본예산 (a)")
+    carried_over: Won = Field(default=0, description="이월 등 (b)")
+    supplementary: WonDelta = Field(default=0, description="추경 증감")
+    current: Won | None = Field(default=None, description="예산현액 (A)")
+    previous_final: Won | None = Field(default=None, description="전년 최종예산")
+    source_ref: SourceRef | None = None
+
+    @model_validator(mode="after")
+    def _current_is_the_sum(self) -> BudgetLineSet:
+        parts = self.original + self.carried_over + self.supplementary
+        if parts < 0:
+            raise ValueError("본예산 + 이월 등 + 추경 is negative")
+        if self.current is not None and self.current != parts:
+            raise ValueError(
+                f"예산현액 {self.current:,}원 ≠ 본예산 {self.original:,} + 이월 등 {self.carried_over:,}"
+                f" + 추경 {self.supplementary:,} = {parts:,}원"
+            )
+        return self
+
+    @property
+    def current_budget(self) -> int:
+        return self.original + self.carried_over + self.supplementary
+
+
+class BudgetAmended(Payload):
+    """A supplementary budget (추경) amendment: 기정예산 + 증감 = 추경예산."""
+
+    program_id: ProgramId = Field(min_length=1, max_length=200)
+    fiscal_year: int = Field(ge=2000, le=2100)
+    amendment_id: str = Field(min_length=1, max_length=100, description="e.g. 2025-1차추경")
+    before: Won = Field(description="기정예산")
+    change: WonDelta = Field(description="증가액 (negative for 감액)")
+    after: Won = Field(description="추경예산")
+    reason: str | None = None
+    effective_date: date | None = None
+    source_ref: SourceRef | None = None
+
+    @model_validator(mode="after")
+    def _after_is_before_plus_change(self) -> BudgetAmended:
+        if self.before + self.change != self.after:
+            raise ValueError(
+                f"추경예산 {self.after:,}원 ≠ 기정예산 {self.before:,} + 증감 {self.change:,}원"
+            )
+        return self
+
+
+class ExecutionSnapshot(Payload):
+    """Cumulative execution as of a date. A later `revision` for the same as_of corrects it."""
+
+    program_id: ProgramId = Field(min_length=1, max_length=200)
+    fiscal_year: int = Field(ge=2000, le=2100)
+    as_of: date
+    committed: Won = Field(description="원인행위액, cumulative")
+    spent: Won = Field(description="지출액, cumulative")
+    revision: int = Field(default=0, ge=0, description="0 = first report; higher = correction")
+    current_budget: Won | None = Field(default=None, description="예산현액 as printed beside it")
+    source_ref: SourceRef | None = None
+
+    @model_validator(mode="after")
+    def _as_of_in_year(self) -> ExecutionSnapshot:
+        if not (self.fiscal_year - 1 <= self.as_of.year <= self.fiscal_year + 1):
+            raise ValueError(f"as_of {self.as_of} is far from fiscal_year {self.fiscal_year}")
+        return self
+
+
+class PlanPoint(Payload):
+    month: int = Field(ge=1, le=12, description="the plan is for the end of this month")
+    cumulative_rate: Decimal = Field(ge=0, le=100, description="planned cumulative 집행률, %")
+
+
+class ExecutionPlanSet(Payload):
+    """A program's monthly execution plan (월별 집행계획); replaces any earlier plan."""
+
+    program_id: ProgramId = Field(min_length=1, max_length=200)
+    fiscal_year: int = Field(ge=2000, le=2100)
+    points: list[PlanPoint] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _non_decreasing(self) -> ExecutionPlanSet:
+        months = [p.month for p in self.points]
+        if len(set(months)) != len(months):
+            raise ValueError("a month appears twice in the plan")
+        ordered = sorted(self.points, key=lambda p: p.month)
+        if any(a.cumulative_rate > b.cumulative_rate for a, b in zip(ordered, ordered[1:], strict=False)):
+            raise ValueError("a cumulative plan cannot decrease")
+        return self
+
+
+BudgetKind = Literal["budget.line_set", "budget.amended", "budget.execution_snapshot", "budget.plan_set"]
+
+
+class BudgetLineSetEvent(Envelope[BudgetLineSet]):
+    event_type: Literal["budget.line_set"] = "budget.line_set"
+
+
+class BudgetAmendedEvent(Envelope[BudgetAmended]):
+    event_type: Literal["budget.amended"] = "budget.amended"
+
+
+class ExecutionSnapshotEvent(Envelope[ExecutionSnapshot]):
+    event_type: Literal["budget.execution_snapshot"] = "budget.execution_snapshot"
+
+
+class ExecutionPlanSetEvent(Envelope[ExecutionPlanSet]):
+    event_type: Literal["budget.plan_set"] = "budget.plan_set"

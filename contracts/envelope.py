@@ -1,0 +1,49 @@
+"""The envelope every event travels in, and deterministic ids for re-published facts."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Generic, TypeVar
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+P = TypeVar("P", bound=BaseModel)
+
+#: Namespace for uuid5 ids: the same fact published twice gets the same event_id, so every
+#: consumer's duplicate check catches a re-import or a re-emitted alert.
+EXECWATCH_NS = uuid.UUID("6f1c2a52-8f0e-4d4e-9a59-3d7c0b7f4a11")
+
+
+def deterministic_id(*parts: object) -> uuid.UUID:
+    return uuid.uuid5(EXECWATCH_NS, "\x1f".join(str(p) for p in parts))
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Payload(BaseModel):
+    """Base for payloads: unknown fields are errors, so a typo is never silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Envelope(BaseModel, Generic[P]):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: uuid.UUID = Field(description="unique id; the same id twice is the same event")
+    event_type: str
+    schema_version: int = Field(default=1, ge=1)
+    occurred_at: AwareDatetime = Field(description="when the fact happened at the source (tz-aware)")
+    source: str = Field(min_length=1, max_length=100, description="publishing department system")
+    correlation_id: uuid.UUID | None = Field(default=None, description="ties events of one request")
+    key: str = Field(min_length=1, max_length=200, description="program id; the Kafka message key")
+    payload: P
+
+    @model_validator(mode="after")
+    def _key_is_the_program(self) -> Envelope[P]:
+        program_id = getattr(self.payload, "program_id", None)
+        if program_id is not None and program_id != self.key:
+            raise ValueError(f"key {self.key!r} must equal payload.program_id {program_id!r}")
+        return self

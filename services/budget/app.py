@@ -1,0 +1,26 @@
+"""Wiring of the budget service: broker, batch handler, alert outbox relay, read API."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.budget import api, handlers, service
+from services.budget.store import BudgetOutbox
+from services.common.db import OutboxRelay
+from services.common.runtime import Runtime, http_app, serve
+from services.common.settings import Settings, get_settings
+
+
+def build(settings: Settings, *, start_broker: bool = True) -> FastAPI:
+    rt = Runtime.create("budget", settings)
+
+    relay = OutboxRelay(rt.db, BudgetOutbox, rt.publish_raw)
+    handlers.register(rt, relay, service.Config.from_settings(settings))
+    rt.background.append(lambda: relay.run(settings.relay_interval_s * 4))
+    app = http_app(rt, "execwatch budget", start_broker=start_broker)
+    app.include_router(api.router(rt))
+    return app
+
+
+def main() -> None:
+    serve(build, "budget", get_settings())

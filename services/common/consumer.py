@@ -1,0 +1,88 @@
+"""The one way services consume: batches, poison aside, one DB commit, then the offset.
+
+`consume()` registers a FastStream batch subscriber with AckPolicy.NACK_ON_ERROR: the offsets
+of a batch are committed only when the handler returns, i.e. after the database commit. A
+database outage raises, so the batch is redelivered; a message the database rejects on its own
+(a constraint or data error) is isolated by applying the batch one event at a time, and
+dead-lettered, so one bad event cannot stall its partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from faststream import AckPolicy, Context
+from faststream.kafka.message import KafkaMessage
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError, StatementError
+
+from contracts import AnyEvent
+from services.common.logging import get_logger
+from services.common.messaging import Incoming, dead_letter, decode_batch, records_of
+from services.common.runtime import Runtime
+
+log = get_logger(__name__)
+R = TypeVar("R")
+
+#: Errors that say "this event", not "the database": retried one by one, then dead-lettered.
+EVENT_ERRORS = (IntegrityError, DataError, ValueError)
+
+
+def consume(
+    rt: Runtime,
+    topics: list[str],
+    *,
+    group_id: str,
+    apply: Callable[[list[AnyEvent]], R],
+    after_commit: Callable[[R], Awaitable[None]] | None = None,
+    title: str,
+    description: str,
+) -> None:
+    settings = rt.settings
+
+    @rt.broker.subscriber(
+        *[settings.topic(t) for t in topics],
+        group_id=group_id,
+        batch=True,
+        max_records=settings.consumer_batch_size,
+        batch_timeout_ms=settings.consumer_batch_timeout_ms,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        auto_offset_reset="earliest",
+        title=title,
+        description=description,
+    )
+    async def handle(_: list[bytes], message: KafkaMessage = Context("message")) -> None:
+        items = decode_batch(records_of(message.raw_message))
+        for bad in (i for i in items if i.event is None):
+            await dead_letter(rt.broker, settings, rt.name, bad, "contract")
+        good = [i for i in items if i.event is not None]
+        if not good:
+            return
+        results = await _apply_isolating_poison(rt, good, apply)
+        if after_commit is not None:
+            for result in results:
+                await after_commit(result)
+
+
+async def _apply_isolating_poison(rt: Runtime, items: list[Incoming],
+                                  apply: Callable[[list[AnyEvent]], R]) -> list[R]:
+    events = [i.event for i in items if i.event is not None]
+    try:
+        return [await asyncio.to_thread(apply, events)]
+    except OperationalError:
+        # The database is unreachable: nothing is committed, so nack and let Kafka redeliver.
+        log.error("database unavailable; batch will be redelivered", events=len(events))
+        await asyncio.sleep(1.0)
+        raise
+    except (*EVENT_ERRORS, StatementError) as exc:
+        if len(items) == 1:
+            await dead_letter(rt.broker, rt.settings, rt.name,
+                              Incoming(items[0].record, None, f"{type(exc).__name__}: {exc}"[:2000],
+                                       items[0].raw), "apply")
+            return []
+        log.warning("batch rejected by the database; applying one by one", error=str(exc)[:500])
+        out: list[Any] = []
+        for item in items:
+            out += await _apply_isolating_poison(rt, [item], apply)
+        return out

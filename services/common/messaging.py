@@ -1,0 +1,114 @@
+"""Broker factory, decoding with dead-lettering, and topic creation — shared by all services."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import ConsumerRecord
+from faststream.kafka import KafkaBroker
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import TopicAlreadyExistsError
+from prometheus_client import CollectorRegistry
+
+from contracts import AnyEvent, ContractError, parse_event
+from contracts.topics import ALL_TOPICS, DEADLETTER, TopicSpec
+from services.common.logging import get_logger
+from services.common.metrics import DEAD_LETTERS
+from services.common.settings import Settings
+
+log = get_logger(__name__)
+
+
+def make_broker(settings: Settings, service: str, registry: CollectorRegistry) -> KafkaBroker:
+    return KafkaBroker(
+        settings.kafka_bootstrap_servers or "127.0.0.1:9092",
+        client_id=f"execwatch-{service}",
+        acks="all",
+        enable_idempotence=settings.kafka_idempotence,
+        middlewares=[KafkaPrometheusMiddleware(registry=registry, app_name=service, metrics_prefix="execwatch")],
+        description=f"execwatch {service} service",
+        allow_auto_create_topics=True,
+    )
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One consumed record: the typed event, or why it could not be used."""
+
+    record: ConsumerRecord[Any, Any] | None
+    event: AnyEvent | None
+    error: str | None
+    raw: bytes
+
+
+def decode(raw: bytes) -> tuple[AnyEvent | None, str | None]:
+    try:
+        return parse_event(raw), None
+    except ContractError as exc:
+        return None, json.dumps([e.model_dump(mode="json") for e in exc.errors], ensure_ascii=False)
+    except (UnicodeDecodeError, ValueError) as exc:
+        return None, f"not a JSON event: {exc}"
+
+
+def records_of(raw_message: Any) -> Sequence[ConsumerRecord[Any, Any]]:
+    return raw_message if isinstance(raw_message, tuple | list) else (raw_message,)
+
+
+def decode_batch(records: Iterable[ConsumerRecord[Any, Any]]) -> list[Incoming]:
+    out = []
+    for rec in records:
+        raw = rec.value if isinstance(rec.value, bytes) else bytes(rec.value or b"")
+        event, error = decode(raw)
+        out.append(Incoming(rec, event, error, raw))
+    return out
+
+
+def header(record: ConsumerRecord[Any, Any] | None, name: str) -> str | None:
+    if record is None:
+        return None
+    for key, value in record.headers or ():
+        if key.lower() == name.lower():
+            return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    return None
+
+
+async def dead_letter(
+    broker: KafkaBroker, settings: Settings, service: str, item: Incoming, stage: str = "decode"
+) -> None:
+    """Poison messages go aside with the error in headers, so the partition keeps moving."""
+    rec = item.record
+    headers = {
+        "x-error": (item.error or "unknown")[:4000],
+        "x-error-stage": stage,
+        "x-error-service": service,
+        "x-original-topic": rec.topic if rec else "",
+        "x-original-partition": str(rec.partition) if rec else "",
+        "x-original-offset": str(rec.offset) if rec else "",
+    }
+    key = rec.key if rec and isinstance(rec.key, bytes) else None
+    await broker.publish(item.raw, settings.topic(DEADLETTER.name), key=key, headers=headers)
+    DEAD_LETTERS.labels(service=service, stage=stage).inc()
+    log.warning("dead-lettered", stage=stage, error=item.error, topic=headers["x-original-topic"],
+                offset=headers["x-original-offset"])
+
+
+def ensure_topics(bootstrap: str, prefix: str = "", specs: Iterable[TopicSpec] = ALL_TOPICS,
+                  replication: int = 1) -> list[str]:
+    """Create missing topics (kafka-python admin client); returns the names created."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="execwatch-admin")
+    try:
+        existing = set(admin.list_topics())
+        wanted = [NewTopic(f"{prefix}{s.name}", s.partitions, replication) for s in specs
+                  if f"{prefix}{s.name}" not in existing]
+        if wanted:
+            try:
+                admin.create_topics(wanted)
+            except TopicAlreadyExistsError:
+                pass
+        return [t.name for t in wanted]
+    finally:
+        admin.close()

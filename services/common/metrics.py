@@ -1,0 +1,13 @@
+"""Process-wide counters shared by the runtime; each service adds its own in its module."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter
+
+#: One registry per process: each service runs as its own process; tests build apps with their own.
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+DEAD_LETTERS = Counter(
+    "execwatch_dead_letters_total", "messages sent to the dead-letter topic", ["service", "stage"],
+    registry=REGISTRY,
+)

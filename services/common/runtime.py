@@ -1,0 +1,124 @@
+"""What every service process is made of, and the HTTP shell around it.
+
+A `Runtime` holds the service's broker, database, metrics registry and background tasks;
+`http_app` wraps it in FastAPI with /healthz, /metrics and /asyncapi.json, starting and
+stopping everything in the lifespan. `serve` runs it under uvicorn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Response
+from faststream.kafka import KafkaBroker
+from faststream.specification import AsyncAPI
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from services.common.db import Database, redacted, upgrade
+from services.common.logging import configure_logging, get_logger
+from services.common.messaging import make_broker
+from services.common.metrics import REGISTRY
+from services.common.settings import ServiceName, Settings
+
+log = get_logger(__name__)
+
+Task = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class Runtime:
+    name: ServiceName
+    settings: Settings
+    broker: KafkaBroker
+    db: Database
+    registry: CollectorRegistry
+    background: list[Task] = field(default_factory=list)
+    on_start: list[Task] = field(default_factory=list)
+
+    @classmethod
+    def create(cls, name: ServiceName, settings: Settings) -> Runtime:
+        registry = CollectorRegistry(auto_describe=True)
+        return cls(
+            name=name,
+            settings=settings,
+            broker=make_broker(settings, name, registry),
+            db=Database(settings.database_url_for(name)),
+            registry=registry,
+        )
+
+    async def publish_raw(self, topic: str, key: str, value: bytes) -> None:
+        """What outbox relays publish with: bytes as stored, keyed by program."""
+        await self.broker.publish(value, topic, key=key.encode())
+
+    def migrate(self) -> None:
+        upgrade(self.db.url, self.name)
+
+    @asynccontextmanager
+    async def running(self, *, start_broker: bool = True) -> AsyncIterator[Runtime]:
+        """Migrate, start the broker and background tasks; undo it all on exit."""
+        await asyncio.to_thread(self.migrate)
+        if start_broker:
+            await self.broker.start()
+        for hook in self.on_start:
+            await hook()
+        tasks = [asyncio.create_task(job(), name=f"{self.name}-bg") for job in self.background]
+        log.info("service started", db=redacted(self.db.url),
+                 kafka=self.settings.kafka_bootstrap_servers, topic_prefix=self.settings.topic_prefix)
+        try:
+            yield self
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if start_broker:
+                await self.broker.stop()
+            self.db.dispose()
+            log.info("service stopped")
+
+    def metrics_text(self) -> bytes:
+        return generate_latest(REGISTRY) + generate_latest(self.registry)
+
+    def asyncapi(self) -> dict[str, Any]:
+        spec = AsyncAPI(self.broker, title=f"execwatch {self.name}", version="1.0.0")
+        data: dict[str, Any] = spec.to_specification().to_jsonable()
+        return data
+
+
+def http_app(runtime: Runtime, title: str, *, start_broker: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        async with runtime.running(start_broker=start_broker):
+            yield
+
+    app = FastAPI(title=title, lifespan=lifespan, version="1.0.0")
+    app.state.runtime = runtime
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz(response: Response) -> dict[str, Any]:
+        db_ok = await asyncio.to_thread(runtime.db.ping)
+        broker_ok = await runtime.broker.ping(timeout=2.0)
+        if not (db_ok and broker_ok):
+            response.status_code = 503
+        return {"service": runtime.name, "database": db_ok, "broker": broker_ok}
+
+    @app.get("/metrics", tags=["ops"])
+    async def metrics() -> Response:
+        return Response(runtime.metrics_text(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/asyncapi.json", tags=["ops"])
+    async def asyncapi() -> dict[str, Any]:
+        return runtime.asyncapi()
+
+    return app
+
+
+def serve(app_factory: Callable[[Settings], FastAPI], name: ServiceName, settings: Settings) -> None:
+    configure_logging(settings.log_level, settings.log_json, service=name)
+    app = app_factory(settings)
+    uvicorn.run(app, host=settings.http_host, port=settings.port_for(name), log_level="warning",
+                access_log=False)

@@ -1,0 +1,69 @@
+"""Ingest's Kafka side: department systems that speak Kafka publish to the inbound topic.
+
+Each record carries the envelope as its value and the source's token in the header
+`x-execwatch-token`. Valid, authenticated events go to the same outbox as the HTTP path;
+everything else is dead-lettered with the reason. Offsets are committed after the outbox commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from faststream import AckPolicy, Context
+from faststream.kafka import KafkaBroker
+from faststream.kafka.message import KafkaMessage
+
+from contracts import AnyEvent
+from contracts.topics import INBOUND
+from services.common.db import OutboxRelay
+from services.common.messaging import Incoming, dead_letter, decode_batch, header, records_of
+from services.common.runtime import Runtime
+from services.ingest import domain, store
+from services.ingest.metrics import ACCEPTED, REJECTED
+
+TOKEN_HEADER = "x-execwatch-token"
+
+
+def register(rt: Runtime, relay: OutboxRelay) -> None:
+    broker: KafkaBroker = rt.broker
+    settings = rt.settings
+    tokens = {s: t.get_secret_value() for s, t in settings.ingest_sources.items()}
+
+    @broker.subscriber(
+        settings.topic(INBOUND.name),
+        group_id="execwatch-ingest",
+        batch=True,
+        max_records=settings.consumer_batch_size,
+        batch_timeout_ms=settings.consumer_batch_timeout_ms,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        auto_offset_reset="earliest",
+        title="ingest.inbound",
+        description="Envelopes from department systems; token in header x-execwatch-token",
+    )
+    async def on_inbound(_: list[bytes], message: KafkaMessage = Context("message")) -> None:
+        good: list[AnyEvent] = []
+        for item in decode_batch(records_of(message.raw_message)):
+            if item.event is None:
+                REJECTED.labels(path="kafka", reason="contract").inc()
+                await dead_letter(broker, settings, "ingest", item, "contract")
+                continue
+            source = domain.authenticate(tokens, header(item.record, TOKEN_HEADER))
+            problem = (
+                domain.publish_problem(item.event, source) if source else None
+            )
+            if source is None or problem is not None:
+                reason = "unknown or missing token" if source is None else f"{problem.field}: {problem.message}"  # type: ignore[union-attr]
+                REJECTED.labels(path="kafka", reason="auth" if source is None else "rights").inc()
+                await dead_letter(broker, settings, "ingest", Incoming(item.record, None, reason, item.raw), "auth")
+                continue
+            good.append(item.event)
+        if good:
+            accepted = await asyncio.to_thread(_store, rt, good)
+            ACCEPTED.labels(path="kafka").inc(len(accepted))
+            relay.wake()
+
+
+def _store(rt: Runtime, events: list[AnyEvent]) -> list[str]:
+    with rt.db.unit_of_work() as session:
+        accepted, _ = store.accept(session, events, rt.settings.topic_prefix)
+    return accepted

@@ -1,0 +1,121 @@
+"""Parse a whole report: sections, contacts, blocks, tables, milestones, targets, issues."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from services.ingest.importer import tables as table_parser
+from services.ingest.importer.contacts import (
+    ContactBlock,
+    division_typo_issues,
+    is_contact_line,
+    parse_contact_lines,
+)
+from services.ingest.importer.model import BudgetTable, Issue, ParsedReport, Section
+from services.ingest.importer.schedules import is_stage_legend, parse_flow_chart, parse_schedule
+from services.ingest.importer.sections import (
+    DocFacts,
+    RawSection,
+    detect_facts,
+    parse_overview,
+    split_sections,
+)
+from services.ingest.importer.targets import parse_targets
+
+
+def parse_report(path: str | Path) -> ParsedReport:
+    """Read a UTF-8 text extraction (a BOM is tolerated) and parse it.
+
+    Raises OSError / UnicodeDecodeError only when the file cannot be read at all.
+    """
+    text = Path(path).read_bytes().decode("utf-8-sig")
+    return parse_text(text, str(path))
+
+
+def parse_text(text: str, path: str = "<text>") -> ParsedReport:
+    lines = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    facts = detect_facts(lines)
+    report = ParsedReport(path=path, kind=facts.kind, office=facts.office,
+                          reference_year=facts.reference_year, title=facts.title,
+                          as_of_dates=list(facts.as_of_dates))
+    raws = split_sections(lines)
+    if not raws and facts.kind == "press_release":
+        raws = _press_release_section(lines, facts)
+    for raw in raws:
+        _fill_section(raw, lines, facts, report.issues)
+        if raw.section.office is None:
+            raw.section.office = facts.office
+        report.sections.append(raw.section)
+    _attach_tables(lines, facts, raws, report)
+    _check_divisions(report)
+    report.issues.sort(key=lambda i: i.line)
+    return report
+
+
+def _fill_section(raw: RawSection, lines: Sequence[str], facts: DocFacts, issues: list[Issue]) -> None:
+    sec = raw.section
+    year = facts.reference_year
+    if raw.contacts is not None:
+        issues.extend(raw.contacts.issues)
+    for block in raw.blocks:
+        if block.kind == "overview":
+            found, _ = parse_overview(lines, block)
+            sec.purpose = sec.purpose or found.get("purpose")
+            sec.method = sec.method or found.get("method")
+            sec.period_text = sec.period_text or found.get("period")
+        elif block.kind == "schedule":
+            milestones, found_issues = parse_schedule(lines, block.line + 1, block.end, year)
+            sec.milestones.extend(milestones)
+            issues.extend(found_issues)
+        elif block.kind == "targets":
+            targets, found_issues = parse_targets(lines, block.line + 1, block.end, year)
+            sec.targets.extend(targets)
+            issues.extend(found_issues)
+    as_of = facts.issue_date or (max(facts.as_of_dates) if facts.as_of_dates else None)
+    for no in range(raw.start, raw.end + 1):
+        if is_stage_legend(lines[no - 1]):
+            milestones, found_issues = parse_flow_chart(lines, no, raw.end, year, as_of)
+            sec.milestones.extend(milestones)
+            issues.extend(found_issues)
+    sec.inline_amounts.extend(table_parser.find_inline_amounts(list(lines), raw.start, raw.end))
+
+
+def _press_release_section(lines: Sequence[str], facts: DocFacts) -> list[RawSection]:
+    """A press release is about one program: its headline is the section, its 담당 lines the contacts."""
+    picked = [(no, line) for no, line in enumerate(lines[:40], 1) if line.strip() and is_contact_line(line)]
+    block: ContactBlock | None = parse_contact_lines(picked) if picked else None
+    title = facts.title or ""
+    line = next((no for no, text in enumerate(lines, 1) if title and title in " ".join(text.split())), 1)
+    sec = Section(number=None, title=title, line=line)
+    if block is not None:
+        sec.contacts = list(block.contacts)
+        sec.office, sec.division, sec.team = block.office, block.division, block.team
+    raw = RawSection(sec, line, len(lines), contacts=block)
+    return [raw]
+
+
+def _owner(raws: Sequence[RawSection], line: int) -> RawSection | None:
+    for raw in raws:
+        if raw.start <= line <= raw.end:
+            return raw
+    return None
+
+
+def _attach_tables(lines: Sequence[str], facts: DocFacts, raws: Sequence[RawSection],
+                   report: ParsedReport) -> None:
+    """Tables inside a section belong to it; the rest (summary 예산현황) to the document."""
+    found_tables, supplementary, issues = table_parser.parse_tables(list(lines), facts.reference_year)
+    report.supplementary.extend(supplementary)
+    report.issues.extend(issues)
+    for table in found_tables:
+        owner = _owner(raws, table.line)
+        target: list[BudgetTable] = owner.section.tables if owner is not None else report.tables
+        target.append(table)
+
+
+def _check_divisions(report: ParsedReport) -> None:
+    contacts = [c for s in report.sections for c in s.contacts]
+    known = [c.division for c in contacts if c.division]
+    known += [r.division for t in report.tables for r in t.rows if r.division]
+    report.issues.extend(division_typo_issues(contacts, known))

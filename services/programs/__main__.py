@@ -1,0 +1,3 @@
+from services.programs.app import main
+
+main()

@@ -1,0 +1,26 @@
+"""Wiring of the programs service: broker, batch handler, periodic check, relay, read API."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.common.db import OutboxRelay
+from services.common.runtime import Runtime, http_app, serve
+from services.common.settings import Settings, get_settings
+from services.programs import api, handlers, service
+from services.programs.store import ProgramsOutbox
+
+
+def build(settings: Settings, *, start_broker: bool = True, clock: service.Clock | None = None) -> FastAPI:
+    rt = Runtime.create("programs", settings)
+    clock = clock or service.clock_from_settings(settings)
+    relay = OutboxRelay(rt.db, ProgramsOutbox, rt.publish_raw)
+    handlers.register(rt, relay, service.Config.from_settings(settings), clock)
+    rt.background.append(lambda: relay.run(settings.relay_interval_s * 4))
+    app = http_app(rt, "execwatch programs", start_broker=start_broker)
+    app.include_router(api.router(rt, clock))
+    return app
+
+
+def main() -> None:
+    serve(build, "programs", get_settings())
