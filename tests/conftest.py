@@ -82,6 +82,7 @@ def make_settings() -> Callable[..., Settings]:
             "log_level": "WARNING",
             "relay_interval_s": 0.2,
             "consumer_batch_timeout_ms": 50,
+            "consumer_session_timeout_ms": 2000,
             "recipient_address_template": "{phone_digits}@staff.test",
         }
         base.update(overrides)

@@ -29,6 +29,24 @@ R = TypeVar("R")
 EVENT_ERRORS = (IntegrityError, DataError, ValueError)
 
 
+def batch_subscriber(rt: Runtime, topics: list[str], *, group_id: str, title: str, description: str) -> Any:
+    """A FastStream batch subscriber whose offsets are committed when the handler returns."""
+    s = rt.settings
+    return rt.broker.subscriber(
+        *[s.topic(t) for t in topics],
+        group_id=group_id,
+        batch=True,
+        max_records=s.consumer_batch_size,
+        batch_timeout_ms=s.consumer_batch_timeout_ms,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        auto_offset_reset="earliest",
+        session_timeout_ms=s.consumer_session_timeout_ms,
+        heartbeat_interval_ms=max(100, s.consumer_session_timeout_ms // 5),
+        title=title,
+        description=description,
+    )
+
+
 def consume(
     rt: Runtime,
     topics: list[str],
@@ -39,23 +57,11 @@ def consume(
     title: str,
     description: str,
 ) -> None:
-    settings = rt.settings
-
-    @rt.broker.subscriber(
-        *[settings.topic(t) for t in topics],
-        group_id=group_id,
-        batch=True,
-        max_records=settings.consumer_batch_size,
-        batch_timeout_ms=settings.consumer_batch_timeout_ms,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        auto_offset_reset="earliest",
-        title=title,
-        description=description,
-    )
+    @batch_subscriber(rt, topics, group_id=group_id, title=title, description=description)
     async def handle(_: list[bytes], message: KafkaMessage = Context("message")) -> None:
         items = decode_batch(records_of(message.raw_message))
         for bad in (i for i in items if i.event is None):
-            await dead_letter(rt.broker, settings, rt.name, bad, "contract")
+            await dead_letter(rt.broker, rt.settings, rt.name, bad, "contract")
         good = [i for i in items if i.event is not None]
         if not good:
             return

@@ -21,7 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from services.common.db import Database, redacted, upgrade
 from services.common.logging import configure_logging, get_logger
-from services.common.messaging import make_broker
+from services.common.messaging import ensure_topics, make_broker
 from services.common.metrics import REGISTRY
 from services.common.settings import ServiceName, Settings
 
@@ -63,6 +63,9 @@ class Runtime:
         """Migrate, start the broker and background tasks; undo it all on exit."""
         await asyncio.to_thread(self.migrate)
         if start_broker:
+            if self.settings.ensure_topics and self.settings.kafka_bootstrap_servers:
+                await asyncio.to_thread(ensure_topics, self.settings.kafka_bootstrap_servers,
+                                        self.settings.topic_prefix)
             await self.broker.start()
         for hook in self.on_start:
             await hook()

@@ -31,8 +31,12 @@ class Settings(BaseSettings):
     kafka_idempotence: bool = Field(
         default=False, description="enable for Apache Kafka; the embedded tansu broker does not support it"
     )
+    ensure_topics: bool = Field(default=True, description="create missing topics at start (partitions from contracts)")
     consumer_batch_size: int = Field(default=500, ge=1)
     consumer_batch_timeout_ms: int = Field(default=100, ge=1)
+    consumer_session_timeout_ms: int = Field(
+        default=10_000, ge=1000, description="group session; a consumer's first join waits about half of it"
+    )
 
     # --- storage ---------------------------------------------------------------------------------
     database_url: str = Field(

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 
-from faststream import AckPolicy, Context
+from faststream import Context
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
 
 from contracts import AnyEvent
 from contracts.topics import INBOUND
+from services.common.consumer import batch_subscriber
 from services.common.db import OutboxRelay
 from services.common.messaging import Incoming, dead_letter, decode_batch, header, records_of
 from services.common.runtime import Runtime
@@ -29,17 +30,8 @@ def register(rt: Runtime, relay: OutboxRelay) -> None:
     settings = rt.settings
     tokens = {s: t.get_secret_value() for s, t in settings.ingest_sources.items()}
 
-    @broker.subscriber(
-        settings.topic(INBOUND.name),
-        group_id="execwatch-ingest",
-        batch=True,
-        max_records=settings.consumer_batch_size,
-        batch_timeout_ms=settings.consumer_batch_timeout_ms,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        auto_offset_reset="earliest",
-        title="ingest.inbound",
-        description="Envelopes from department systems; token in header x-execwatch-token",
-    )
+    @batch_subscriber(rt, [INBOUND.name], group_id="execwatch-ingest", title="ingest.inbound",
+                      description="Envelopes from department systems; token in header x-execwatch-token")
     async def on_inbound(_: list[bytes], message: KafkaMessage = Context("message")) -> None:
         good: list[AnyEvent] = []
         for item in decode_batch(records_of(message.raw_message)):

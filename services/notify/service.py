@@ -15,7 +15,7 @@ from email.utils import make_msgid
 
 from sqlmodel import Session, col, delete, select
 
-from contracts import AlertEvent, AnyEvent, ProgramRegisteredEvent
+from contracts import Alert, AlertEvent, AnyEvent, ProgramRegisteredEvent
 from services.common.db import Database, seen_event_ids, utcnow
 from services.common.logging import get_logger
 from services.common.settings import Settings
@@ -51,7 +51,7 @@ def _apply(session: Session, settings: Settings, renderer: Renderer, events: lis
             continue
         seen.add(event_id)
         if isinstance(event, ProgramRegisteredEvent):
-            _contacts(session, event)
+            _contacts(session, settings, renderer, event, result)
         elif isinstance(event, AlertEvent):
             _plan(session, settings, renderer, event, result)
         session.add(NotifyInbox(event_id=event_id))
@@ -60,7 +60,8 @@ def _apply(session: Session, settings: Settings, renderer: Renderer, events: lis
     return result
 
 
-def _contacts(session: Session, event: ProgramRegisteredEvent) -> None:
+def _contacts(session: Session, settings: Settings, renderer: Renderer, event: ProgramRegisteredEvent,
+              result: BatchResult) -> None:
     p = event.payload
     session.exec(delete(NotifyContact).where(col(NotifyContact.program_id) == p.program_id))  # type: ignore[call-overload]
     for c in {(c.role, c.name): c for c in p.contacts}.values():
@@ -69,6 +70,17 @@ def _contacts(session: Session, event: ProgramRegisteredEvent) -> None:
     program = session.get(NotifyProgram, p.program_id) or NotifyProgram(program_id=p.program_id, title=p.title)
     program.title, program.division, program.office = p.title, p.division, p.office
     session.add(program)
+    session.flush()
+    # Alerts can overtake the program register (different topics): deliver them now.
+    waiting = session.exec(select(NotifyAlert).where(NotifyAlert.program_id == p.program_id,
+                                                     col(NotifyAlert.awaiting_recipients))).all()
+    for row in waiting:
+        row.awaiting_recipients = False
+        session.add(row)
+        if row.status != "firing":
+            continue
+        alert = Alert.model_validate(row.payload)
+        _deliver(session, settings, renderer, alert, row.last_event_id, alert.severity, result)
 
 
 def _plan(session: Session, settings: Settings, renderer: Renderer, event: AlertEvent,
@@ -76,7 +88,9 @@ def _plan(session: Session, settings: Settings, renderer: Renderer, event: Alert
     a = event.payload
     row = session.get(NotifyAlert, a.fingerprint)
     known = domain.KnownAlert(row.status, row.severity) if row else None
-    news = domain.is_news(known, a.status, a.severity)
+    # A resolve of an alert nobody could be told about is not news either.
+    news = domain.is_news(known, a.status, a.severity) and not (row and row.awaiting_recipients
+                                                                and a.status == "resolved")
     # A resolve goes to those who heard of the firing: route it at the severity it had.
     route_severity = row.severity if (a.status == "resolved" and row) else a.severity
     if row is None:
@@ -88,15 +102,24 @@ def _plan(session: Session, settings: Settings, renderer: Renderer, event: Alert
     row.updated_at = utcnow()
     session.add(row)
     if not news:
+        row.awaiting_recipients = row.awaiting_recipients and a.status == "firing"
         result.suppressed += 1
         return
+    row.awaiting_recipients = not _deliver(session, settings, renderer, a, str(event.event_id), route_severity,
+                                           result)
+
+
+def _deliver(session: Session, settings: Settings, renderer: Renderer, a: Alert, alert_event_id: str,
+             route_severity: str, result: BatchResult) -> bool:
+    """Plan one delivery per recipient; False when the program has no usable contact yet."""
     contacts = session.exec(select(NotifyContact).where(NotifyContact.program_id == a.program_id)).all()
     recipients = domain.choose_recipients([(c.role, c.name, c.phone, c.email) for c in contacts],
                                           route_severity, settings.recipient_address_template)
     if not recipients:
         result.no_recipient += 1
-        log.warning("alert has no recipient", fingerprint=a.fingerprint, program_id=a.program_id)
-        return
+        log.warning("alert has no recipient yet; kept until contacts arrive", fingerprint=a.fingerprint,
+                    program_id=a.program_id)
+        return False
     if a.program_title is None:
         program = session.get(NotifyProgram, a.program_id)
         if program is not None:
@@ -104,10 +127,11 @@ def _plan(session: Session, settings: Settings, renderer: Renderer, event: Alert
     for r in recipients:
         message = renderer.render(a, r)
         session.add(NotifyDelivery(
-            alert_event_id=str(event.event_id), fingerprint=a.fingerprint,
+            alert_event_id=alert_event_id, fingerprint=a.fingerprint,
             status=a.status, severity=a.severity, role=r.role, name=r.name, address=r.address,
             subject=message.subject, body_text=message.text, body_html=message.html))
         result.planned += 1
+    return True
 
 
 class EmailSender:

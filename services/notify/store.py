@@ -41,6 +41,7 @@ class NotifyAlert(SQLModel, table=True):
     summary: str
     payload: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
     last_event_id: str = Field(max_length=36)
+    awaiting_recipients: bool = Field(default=False, description="news, but the program's contacts are unknown yet")
     updated_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
 
 

@@ -18,10 +18,16 @@ Conventions (callers compare windows across reports, so they are fixed here):
   (`’25. 11월~2월` ends 2026-02-28); with both years written it is unparsed instead.
 - `approximate`: some bound is coarser than an exact day (month, half, quarter, year, 초/중순/말, 경).
 - `continuing`: some window has an open end (`’25.9월~`, `’25.계속`, bare `계속`).
-- `recurrence` is one of RECURRENCES. 연중 / 연중수시 also mean "throughout the year", so they get
-  the year as a window; 매월, 분기별, 수시, 상시 ... alone have no period and no window.
-- Trailing words that do not change the date (`개관`, `완료`, `예정`, `(3년)`, `(화)`, `※ ...`) are
-  ignored; `까지`/`이내`/`이전` make an open start, `부터`/`이후` an open end.
+- `recurrence` is one of RECURRENCES: monthly (매월, 월별, 매달), quarterly (분기별, 매분기),
+  half-yearly (반기별, 매반기), yearly (매년, 연례), ongoing (연중, 연중지속, 상시), adhoc (수시,
+  연중수시). 연중... also means "throughout the year", so it gets that year as a window; the others
+  alone have no period and no window (`매년 3월` has both).
+- Trailing words that do not change the date (`개관`, `완료`, `예정`, `(3년)`, `(화)`, `14:00`,
+  `※ ...`) are ignored; `까지`/`이내`/`이전` make an open start, `부터`/`이후` an open end.
+- Deliberately unparsed: invalid calendar dates (’25.2.30, 13월), reversed ranges with both years
+  written, numbers glued to other words (’25년 60억원, ’25.3개월), `’25년 3` (a month needs 월 after
+  a 년), a lone 상/하, recurrence counts (연 2회), changes (`’25.3월 → 5월`), date words left over
+  in the note, anything else that does not fit the shapes above.
 """
 
 from __future__ import annotations
@@ -80,14 +86,16 @@ class ParsedWhen:
 # Character folding is one-to-one so that find_when can map offsets back to the original line.
 _FOLD: dict[int, str] = {c: chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)}  # full-width ASCII
 _FOLD.update({ord(c): "'" for c in "’‘`´′＇"})
-_FOLD.update({ord(c): "~" for c in "∼〜～∽"})
+_FOLD.update({ord(c): "~" for c in "∼〜～∽⁓"})
 _FOLD.update({ord(c): "-" for c in "‐‑‒–—−"})
 _FOLD.update({ord(c): "·" for c in "‧ㆍ･・•"})  # middle dots separate list items
 _FOLD.update({ord(c): " " for c in "\u3000\u00a0\u2002\u2003\u2009\u200b\ufeff\t"})
 
 _WS = re.compile(r"\s+")
 _SPACE_AROUND_PUNCT = re.compile(r"\s*([~.,/·-])\s*")
+_SPACE_BEFORE_UNIT = re.compile(r"(?<=\d) (?=년|월|일|분기)")  # letter-spaced: 9 월
 _QUARTER_SLASH = re.compile(r"([1-4])/4(?=분기)")  # 1/4분기 -> 1분기, before '/' becomes a list
+_ISO_DATE = re.compile(r"(?<!\d)((?:19|20)\d{2})-(\d{1,2})-(\d{1,2})(?!\d)")  # 2025-03-15
 _RANGE_HYPHEN = re.compile(r"(?<=[\d.월년'])-(?=['\d])")  # 1-12월, ’25.3-’25.5
 _MULTI_DOT = re.compile(r"\.{2,}")
 _DOT_AFTER_TILDE = re.compile(r"~\.")  # ’25.2.~.7.
@@ -98,7 +106,9 @@ def normalize(text: str) -> str:
     """Canonical spelling: ASCII apostrophe/tilde/digits, single spaces, range '~', no stray dots."""
     s = _WS.sub(" ", text.translate(_FOLD)).strip()
     s = _SPACE_AROUND_PUNCT.sub(r"\1", s)
+    s = _SPACE_BEFORE_UNIT.sub("", s)
     s = _QUARTER_SLASH.sub(r"\1", s)
+    s = _ISO_DATE.sub(r"\1.\2.\3", s)
     s = _RANGE_HYPHEN.sub("~", s)
     s = _MULTI_DOT.sub(".", s)
     s = _DOT_AFTER_TILDE.sub("~", s)
@@ -115,8 +125,9 @@ _B_PARTICLE = r"(?=까지|부터|이후|이내|이전|에|[^가-힣A-Za-z]|$)"  
 _YEAR_APOS = r"'(\d{2})(?!\d)(?:년도?)?"
 _YEAR_FULL = r"((?:19|20)\d{2})(?!\d)(?:년도?)?"
 _YEAR_KO = r"(\d{2})년도?"  # apostrophe lost: 25년
+_YEAR_DOT = r"(\d{2})(?=\.\d{1,2}월)"  # apostrophe lost: 25.3월 (only near ref_year, see _scan_side)
 _YEAR_REL = r"(금년|올해|당해|내년|명년)도?" + _B
-_QUARTER = r"([1-4])사?분기"
+_QUARTER = r"([1-4])사?분기|([1-4])[Qq](?![A-Za-z])|[Qq]([1-4])(?!\d)"
 _MONTH = r"(\d{1,2})월(?!간)"
 _DAY = r"(\d{1,2})일(?![간째차])"
 _WEEK = r"(?:([1-5])|(첫|둘|셋|넷|다섯)째)\s?주(?:차)?(?!간)"
@@ -137,6 +148,7 @@ _TOKEN_PIECES: tuple[tuple[str, str, re.Pattern[str]], ...] = tuple(
         ("Y", "apos", _YEAR_APOS),
         ("Y", "full", _YEAR_FULL),
         ("Y", "ko", _YEAR_KO),
+        ("Y", "dotyear", _YEAR_DOT),
         ("Y", "rel", _YEAR_REL),
         ("Q", "quarter", _QUARTER),
         ("M", "month", _MONTH),
@@ -191,13 +203,20 @@ _RECURRENCE_WORDS: tuple[tuple[str, str, bool], ...] = (
     ("해마다", "yearly", False),
 )
 _RECURRENCE_INFO = {word: (kind, spans) for word, kind, spans in _RECURRENCE_WORDS}
-_RECURRENCE_ALT = "|".join(word for word, _, _ in _RECURRENCE_WORDS)
+
+
+def _spaced(word: str) -> str:
+    """연중수시 is also written 연중 수시."""
+    return word.replace("연중", r"연중\s?", 1) if word.startswith("연중") and word != "연중" else word
+
+
+_RECURRENCE_ALT = "|".join(_spaced(word) for word, _, _ in _RECURRENCE_WORDS)
 # "매월 첫째주", "분기별 1회", "연 1회" details say how often, not when: swallowed with the word.
 _RECURRENCE_DETAIL = r"(?:\s*(?:\d+\s*회|(?:첫|둘|셋|넷|다섯|마지막)\s*째?\s*주))?"
 _RECURRENCE = re.compile(rf"(?<![가-힣\d])({_RECURRENCE_ALT}){_RECURRENCE_DETAIL}{_B}")
 # In prose these are ordinary words ("수시점검" aside, "계속 지원"); see _delimited.
 _WEAK_WORDS = ("계속", "지속", "상시", "수시")
-_STRONG_RECURRENCE_ALT = "|".join(w for w, _, _ in _RECURRENCE_WORDS if w not in _WEAK_WORDS)
+_STRONG_RECURRENCE_ALT = "|".join(_spaced(w) for w, _, _ in _RECURRENCE_WORDS if w not in _WEAK_WORDS)
 
 # Date words must not hide in text we are about to ignore as a note: anywhere inside a word for
 # these, as a whole word for the short ones (초 and 말 start many ordinary words).
@@ -251,7 +270,7 @@ def _token_value(name: str, m: re.Match[str], ref_year: int) -> int | str | None
     group = next((g for g in m.groups() if g is not None), None)
     if group is None:
         return None
-    if name in ("apos", "ko"):
+    if name in ("apos", "ko", "dotyear"):
         return _expand_year(int(group), ref_year)
     if name == "rel":
         return ref_year + _RELATIVE_YEAR[group]
@@ -278,10 +297,14 @@ def _scan_side(s: str, ref_year: int) -> _Side:
             break
         for kind, name, pattern in _TOKEN_PIECES:
             m = pattern.match(s, pos)
-            if m:
-                toks.append(_Tok(kind, _token_value(name, m, ref_year), m.group(0)))
-                pos = m.end()
-                break
+            if not m:
+                continue
+            value = _token_value(name, m, ref_year)
+            if name == "dotyear" and isinstance(value, int) and abs(value - ref_year) > 10:
+                continue  # 11.12월 is more likely two months than 2011
+            toks.append(_Tok(kind, value, m.group(0)))
+            pos = m.end()
+            break
         else:
             break
     note = s[pos:].strip()
@@ -359,25 +382,58 @@ def _eom(year: int, month: int) -> int:
     return calendar.monthrange(year, month)[1]
 
 
+def _int(tok: _Tok | None) -> int | None:
+    return tok.value if tok is not None and isinstance(tok.value, int) else None
+
+
+_Span = tuple[date, date, str]  # first day, last day, precision
+
+
+def _span(year: int, month: int | None, day: int | None, side: _Side, mod: str | None) -> _Span | str:
+    """First and last day of what a side names, with its precision; a str is a reason."""
+    week, half, quarter = side.first("W"), _int(side.first("H")), _int(side.first("Q"))
+    if day is not None and month is not None:
+        if mod not in (None, "about"):
+            return f"{mod} modifier on a day"
+        d = _make_date(year, month, day)
+        if d is None:
+            return f"invalid date {year:04d}-{month:02d}-{day:02d}"
+        return d, d, "day"
+    if week is not None and month is not None:
+        n = _int(week) or 0
+        first_day, last_day = 7 * n - 6, min(7 * n, _eom(year, month))
+        if first_day > last_day or mod not in (None, "about", "during"):
+            return f"invalid week {week.text!r}"
+        return date(year, month, first_day), date(year, month, last_day), "week"
+    if month is not None:
+        eom = _eom(year, month)
+        first_day, last_day = {"early": (1, 10), "mid": (11, 20), "late": (21, eom)}.get(mod or "", (1, eom))
+        return date(year, month, first_day), date(year, month, last_day), "month"
+    if mod == "mid" or (mod in ("early", "late") and (half or quarter)):
+        return f"{mod} modifier does not fit a year, half or quarter"
+    if half is not None:
+        first_month, precision = (1 if half == 1 else 7), "half"
+        last_month = first_month + 5
+    elif quarter is not None:
+        first_month, precision = 3 * quarter - 2, "quarter"
+        last_month = first_month + 2
+    else:  # a year: 초 = Q1, 말 = Q4 (module doc)
+        first_month, last_month = {"early": (1, 3), "late": (10, 12)}.get(mod or "", (1, 12))
+        precision = "year"
+    return date(year, first_month, 1), date(year, last_month, _eom(year, last_month)), precision
+
+
 def _resolve(side: _Side, ctx: _Ctx, unit: str | None, ref_year: int) -> _Point | str:
     """Turn one side into a span, inheriting missing fields from ctx; a str is a reason."""
-    year_tok, month_tok, day_tok = side.first("Y"), side.first("M"), side.first("D")
-    year = year_tok.value if year_tok else None
-    month = month_tok.value if month_tok else None
-    day = day_tok.value if day_tok else None
-    week = side.first("W")
+    year_tok = side.first("Y")
+    year, month, day = _int(year_tok), _int(side.first("M")), _int(side.first("D"))
     half = side.first("H")
-    quarter_tok = side.first("Q")
-    quarter = quarter_tok.value if quarter_tok else None
-    assert year is None or isinstance(year, int)
-    assert month is None or isinstance(month, int)
-    assert day is None or isinstance(day, int)
-    assert quarter is None or isinstance(quarter, int)
 
     nums = [t for t in side.toks if t.kind == "N"]
     if any(len(t.text) > 2 for t in nums):
         return f"unexpected number {next(t.text for t in nums if len(t.text) > 2)!r}"
-    values = [t.value for t in nums if isinstance(t.value, int)]
+    values = [v for v in map(_int, nums) if v is not None]
+    quarter_from_unit: int | None = None
     if len(values) == 1 and unit is not None and (month is None or unit == "D"):
         # A unit written on the next side serves this one too: 2~4월, ’24년 2~3분기, 8월 28~30일.
         n = values[0]
@@ -385,10 +441,8 @@ def _resolve(side: _Side, ctx: _Ctx, unit: str | None, ref_year: int) -> _Point 
             day = n
         elif unit == "M":
             month = n
-        elif unit == "Q":
-            if not 1 <= n <= 4:
-                return f"invalid quarter {n}"
-            quarter = n
+        elif unit == "Q" and 1 <= n <= 4:
+            quarter_from_unit = n
         elif unit == "Y" and year is None and len(nums[0].text) == 2:
             year = _expand_year(n, ref_year)
         else:
@@ -404,17 +458,16 @@ def _resolve(side: _Side, ctx: _Ctx, unit: str | None, ref_year: int) -> _Point 
             if len(nums[names.index("year")].text) != 2:
                 return "a year needs two digits"
             year = _expand_year(fields["year"], ref_year)
-        month = fields.get("month", month)
-        day = fields.get("day", day)
+        month, day = fields.get("month", month), fields.get("day", day)
 
-    if half is not None and half.text in ("상", "하") and year_tok is None:
-        if unit != "H" and ctx.precision != "half":  # a lone 하 is just a syllable
-            return f"{half.text!r} without a year or 반기"
+    # A lone 상/하 is just a syllable unless a year or a 반기 next to it says otherwise.
+    lone_half = half is not None and half.text in ("상", "하") and year_tok is None
+    if lone_half and unit != "H" and ctx.precision != "half":
+        return "상/하 without a year or 반기"
 
-    year_given = year is not None
-    month_given = month is not None
+    year_given, month_given = year is not None, month is not None
     year = year if year is not None else ctx.year
-    if (day is not None or week is not None) and month is None:
+    if (day is not None or side.first("W") is not None) and month is None:
         if ctx.month is None:
             return "day without a month"
         month = ctx.month
@@ -423,56 +476,27 @@ def _resolve(side: _Side, ctx: _Ctx, unit: str | None, ref_year: int) -> _Point 
     if month is not None and not 1 <= month <= 12:
         return f"invalid month {month}"
 
-    mod_tok, ymod_tok = side.first("m"), side.first("y")
-    mod = mod_tok.value if mod_tok else None
-    if ymod_tok is not None:
-        if mod is not None:
-            return "two modifiers"
-        mod = ymod_tok.value
-
-    def point(start: date, end: date, precision: str, exact: bool = False) -> _Point:
-        return _Point(start, end, year, month, precision, exact, year_given, month_given)
-
-    if day is not None:
-        assert month is not None
-        if mod not in (None, "about"):
-            return f"modifier {mod_tok.text if mod_tok else ''!r} on a day"
-        d = _make_date(year, month, day)
-        if d is None:
-            return f"invalid date {year:04d}-{month:02d}-{day:02d}"
-        return point(d, d, "day", exact=mod is None)
-    if week is not None:
-        assert month is not None and isinstance(week.value, int)
-        first_day, last_day = 7 * week.value - 6, min(7 * week.value, _eom(year, month))
-        if first_day > last_day or mod not in (None, "about", "during"):
-            return f"invalid week {week.text!r}"
-        return point(date(year, month, first_day), date(year, month, last_day), "week")
-    if month is not None:
-        first_day, last_day = {
-            "early": (1, 10),
-            "mid": (11, 20),
-            "late": (21, _eom(year, month)),
-        }.get(str(mod), (1, _eom(year, month)))
-        return point(date(year, month, first_day), date(year, month, last_day), "month")
-    if mod == "mid" or (mod in ("early", "late") and (half or quarter)):
-        return f"modifier {mod_tok.text if mod_tok else ''!r} does not fit"
-    if half is not None:
-        if half.value == 1:
-            return point(date(year, 1, 1), date(year, 6, 30), "half")
-        return point(date(year, 7, 1), date(year, 12, 31), "half")
-    if quarter is not None:
-        first_month = 3 * quarter - 2
-        last = date(year, first_month + 2, _eom(year, first_month + 2))
-        return point(date(year, first_month, 1), last, "quarter")
-    first_month, last_month = {"early": (1, 3), "late": (10, 12)}.get(str(mod), (1, 12))
-    return point(date(year, first_month, 1), date(year, last_month, _eom(year, last_month)), "year")
+    mods = [t.value for t in side.toks if t.kind in "my" and isinstance(t.value, str)]
+    if len(mods) > 1:
+        return "two modifiers"
+    mod = mods[0] if mods else None
+    if quarter_from_unit is not None:
+        side = _Side((*side.toks, _Tok("Q", quarter_from_unit, "")), side.note, side.glued)
+    span = _span(year, month, day, side, mod)
+    if isinstance(span, str):
+        return span
+    start, end, precision = span
+    exact = precision == "day" and mod is None
+    return _Point(start, end, year, month, precision, exact, year_given, month_given)
 
 
 # --------------------------------------------------------------------------------------------
 # Items, ranges and the whole expression
 # --------------------------------------------------------------------------------------------
 
-_WEEKDAY_PAREN = re.compile(r"(?<=[\d.])\s*\((?:월|화|수|목|금|토|일)(?:요일)?\)")
+_WEEKDAY_PAREN = re.compile(r"(?<=[\d.일])\s*\((?:월|화|수|목|금|토|일)(?:요일)?\)")
+_CLOCK = r"(?:오전|오후)?\s*\d{1,2}:\d{2}"
+_TIME_OF_DAY = re.compile(rf"(?<=[\d.)일])\s*{_CLOCK}(?:\s*~\s*{_CLOCK})?")  # ’25.9.30. 14:00~18:00
 _REFERENCE_NOTE = re.compile(r"\s*※.*$")
 _TRAILING_PAREN = re.compile(r"\s*\(([^()]*)\)\s*$")
 _DATE_IN_PAREN = re.compile(r"'|\d\s*(?:월|분기)|반기|[上下]|연중|까지")
@@ -491,7 +515,8 @@ def _balanced(s: str) -> bool:
 
 def _strip_decorations(s: str) -> str:
     """Drop what is around the date but not part of it: brackets, weekdays, notes."""
-    s = _REFERENCE_NOTE.sub("", _WEEKDAY_PAREN.sub("", s)).strip()
+    s = _TIME_OF_DAY.sub("", _WEEKDAY_PAREN.sub("", s))
+    s = _REFERENCE_NOTE.sub("", s).strip()
     while len(s) >= 2 and _PAIRS.get(s[0]) == s[-1] and _balanced(s[1:-1]):
         s = s[1:-1].strip()
     # Extraction cuts lines inside parentheses: (’25.9월~  or  ’25.하반기)
@@ -513,13 +538,17 @@ def _unit_of(side: _Side) -> str | None:
     return "Y" if shape == "Y" else None
 
 
-def _shared_unit(items: list[list[_Side]], i: int) -> str | None:
-    """Unit of the next item, reached through bare numbers: 2, 4, 6월 -> 월 for 2 and 4."""
-    for sides in items[i + 1 :]:
-        unit = _unit_of(sides[0])
-        if unit is not None or sides[0].shape != "N" or len(sides) > 1:
-            return unit
-    return None
+def _shared_units(items: list[list[_Side]]) -> list[str | None]:
+    """For each point item, the unit of the next item, reached through bare numbers:
+    2, 4, 6월 -> 월 for 2 and 4. Ranges share within themselves (see _resolve_item)."""
+    shared: list[str | None] = [None] * len(items)
+    carry: str | None = None  # what an item lends to the one before it
+    for i in range(len(items) - 1, -1, -1):
+        sides = items[i]
+        shared[i] = carry if len(sides) == 1 else None
+        own = _unit_of(sides[0])
+        carry = own if own is not None else carry if sides[0].shape == "N" and len(sides) == 1 else None
+    return shared
 
 
 @dataclass(frozen=True)
@@ -533,9 +562,10 @@ def _bound(side: _Side) -> str | None:
     return tok.kind if tok else None
 
 
-def _resolve_item(
-    sides: list[_Side], ctx: _Ctx, unit: str | None, ref_year: int
-) -> tuple[Window, bool, _Ctx] | str:
+_ItemResult = tuple[Window, bool, _Ctx] | str  # (window, approximate, context for the next item)
+
+
+def _resolve_item(sides: list[_Side], ctx: _Ctx, unit: str | None, ref_year: int) -> _ItemResult:
     """One list item, a point or a range: (window, approximate, context for the next item)."""
     if len(sides) == 1:
         side = sides[0]
@@ -574,12 +604,14 @@ def _resolve_item(
     if isinstance(q, str):
         return q
     if q.end < p.start and not q.year_given:
-        # Roll the omitted field: ’25.11월~2월 -> 2026, ’25.8.30~2 -> September.
-        if q.precision == "day" and not q.month_given and p.month is not None:
+        # Roll the omitted field forward when that explains the order: ’25.11월~2월 ends in 2026,
+        # ’25.8.30~2 in September; ’25.3월 말~3월 초 stays an error.
+        rolled: _Ctx | None = None
+        if not q.month_given and p.month is not None and q.start.day < p.start.day:
             rolled = _Ctx(p.year + (p.month == 12), p.month % 12 + 1, p.precision)
-        else:
+        elif (q.month_given or q.precision in ("half", "quarter")) and q.start.month < p.start.month:
             rolled = _Ctx(p.year + 1, p.month, p.precision)
-        q2 = _resolve(right, rolled, None, ref_year)
+        q2 = _resolve(right, rolled, None, ref_year) if rolled else q
         if isinstance(q2, str):
             return q2
         q = q2
@@ -631,10 +663,9 @@ def _parse_period(body: str, ref_year: int) -> _Period | str | None:
     ctx = _Ctx(ref_year)
     windows: list[Window] = []
     approximate = False
-    for i, sides in enumerate(items):
+    for sides, unit in zip(items, _shared_units(items), strict=True):
         if len(sides) == 1 and not sides[0].has_date and sides[0].shape != "c":
             return "no date"
-        unit = _shared_unit(items, i) if len(sides) == 1 else None
         got = _resolve_item(sides, ctx, unit, ref_year)
         if isinstance(got, str):
             return got
@@ -663,9 +694,9 @@ def parse_when(text: str, ref_year: int) -> ParsedWhen:
         return _unparsed(text, "more than one recurrence word")
     if found:
         m = found[0]
-        if 0 < m.start() and m.end() < len(body):  # ’25.3 매월 4 : which part is the date?
+        if m.start() > 0 and m.end() < len(body):  # ’25.3 매월 4 : which part is the date?
             return _unparsed(text, f"recurrence word inside the date: {m.group(0)!r}")
-        recurrence, whole_year = _RECURRENCE_INFO[m.group(1)]
+        recurrence, whole_year = _RECURRENCE_INFO[m.group(1).replace(" ", "")]
         body = (body[: m.start()] + " " + body[m.end() :]).strip(" ,·/")
 
     period = _parse_period(body, ref_year) if body else None
@@ -696,6 +727,7 @@ _STRONG_ANCHOR = re.compile(
             r"'\d{2}(?=년|[^\d가-힣]|$)",
             r"(?<!\d)(?:19|20)\d{2}(?=\s*년|\.\d|\s*(?:상|하)반기|\s*\d{1,2}\s*월)",
             r"(?<![\d.])\d{1,2}\s*월(?!간)",
+            r"(?<![\d.'])\d{2}\.\s?\d{1,2}\s*월",
             r"(?<!\d)[1-4]\s*(?:/\s*4\s*)?사?분기",
             r"(?<![가-힣])(?:(?:상|하|전|후)반기|연초|연말|연내|금년|올해|내년|명년)" + _B,
             rf"(?<![가-힣\d])(?:{_STRONG_RECURRENCE_ALT})" + _B,
@@ -703,13 +735,17 @@ _STRONG_ANCHOR = re.compile(
     )
 )
 _WEAK_ANCHOR = re.compile(r"(?<![가-힣])(?:" + "|".join(_WEAK_WORDS) + ")" + _B)
-# Text just before an anchor that belongs to the same expression: ~, 2~, 4.~, 상~
-_LEFT_EXTENSION = re.compile(r"(?:(?<![\d.,'])\d{1,2}(?:\.\d{1,2})*\.?\s*[~-]|(?:상|하|上|下)\s*~|~)\s*$")
+# Text just before an anchor that belongs to the same expression: ~, 2~, 4.~, 상~, and a year
+# that lost its apostrophe (25년 1~2월), which is too common in prose ("30년 이상") to be an anchor.
+_LEFT_EXTENSION = re.compile(
+    r"(?:(?<![\d.,'])\d{2}년도?\s*)?"
+    r"(?:(?:(?<![\d.,'])\d{1,2}(?:\.\d{1,2})*\.?\s*[~-]|(?:상|하|上|下)\s*~|~)\s*)?$"
+)
 _RUN_PIECE = re.compile(
     "|".join(
         (
             r"'\d{2}(?!\d)(?:년도?)?",
-            r"\d+(?:년도?|월(?!간)|일(?![간째차])|사?분기|주차?)?",
+            r"\d+(?:\s?(?:년도?|월(?!간)|일(?![간째차])|사?분기)|주차?|[Qq](?![A-Za-z]))?",
             r"[.~,/·-]",
             r"\((?:월|화|수|목|금|토|일)(?:요일)?\)",
             _WEEK,
@@ -729,10 +765,13 @@ _COLON = re.compile(r"(?<!\d):(?!\d)")
 _TRIM = " ,/·-"
 
 
+_MAX_RUN_PIECES = 40  # far longer than any real expression; keeps junk lines linear
+
+
 def _run_pieces(folded: str, start: int) -> list[tuple[int, int]]:
     pieces: list[tuple[int, int]] = []
     pos = start
-    while True:
+    while len(pieces) < _MAX_RUN_PIECES:
         q = pos
         while q < len(folded) and folded[q] == " ":
             q += 1
@@ -741,22 +780,26 @@ def _run_pieces(folded: str, start: int) -> list[tuple[int, int]]:
             return pieces
         pieces.append((q, m.end()))
         pos = m.end()
+    return pieces
 
 
 _AFTER_NUMBER = frozenset(" )]}>,/·~-.:;(」』'\"")
 
 
 def _cut_points(folded: str, pieces: list[tuple[int, int]]) -> list[int]:
-    """Ends at which the run may be cut, longest first: never inside ’25.2.30 or 3,300, and never
-    right after a number that belongs to the next word (’25년 6억원, ’24년 10%)."""
+    """Ends at which the run may be cut, longest first. Never inside ’25.2.30 or 3,300, never next
+    to a '~' (half a range is a guess), never right after a number that belongs to the next word
+    (’25년 6억원, ’24년 10%)."""
     cuts = []
-    for i, (_, end) in reversed(list(enumerate(pieces))):
+    for i, (start, end) in reversed(list(enumerate(pieces))):
         if end < len(folded) and folded[end - 1].isdigit() and folded[end] not in _AFTER_NUMBER:
             continue
-        if i + 1 < len(pieces) and pieces[i + 1][0] == end and (
-            folded[end - 1] in "0123456789." or folded[end] in "0123456789."
-        ):
-            continue
+        if i + 1 < len(pieces):
+            next_start, next_end = pieces[i + 1]
+            if folded[start:end] in ("~", "-") or folded[next_start:next_end] in ("~", "-"):
+                continue
+            if next_start == end and (folded[end - 1] in "0123456789." or folded[end] in "0123456789."):
+                continue
         cuts.append(end)
     return cuts
 

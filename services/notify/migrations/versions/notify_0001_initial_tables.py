@@ -2,7 +2,7 @@
 
 Revision ID: notify_0001
 Revises: 
-Create Date: 2026-11-22 00:26:34.840484
+Create Date: 2026-11-22 00:38:03.200143
 """
 
 from collections.abc import Sequence
@@ -29,6 +29,7 @@ def upgrade() -> None:
     sa.Column('summary', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('payload', sa.JSON(), nullable=False),
     sa.Column('last_event_id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
+    sa.Column('awaiting_recipients', sa.Boolean(), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('fingerprint')
     )
