@@ -87,8 +87,11 @@ def contract_error(exc: ValidationError) -> ContractError:
 
 
 def _short(value: Any) -> Any:
-    text = repr(value)
-    return value if len(text) <= 200 else text[:200] + "…"
+    """The offending input, JSON-safe and short: it goes into HTTP answers and Kafka headers."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= 200 else text[:200] + "…"
 
 
 def parse_event(data: bytes | str | dict[str, Any]) -> AnyEvent:

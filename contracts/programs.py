@@ -46,6 +46,11 @@ class ProgramRegistered(Payload):
     agency: str | None = Field(default=None, description="대행 기관")
     period_text: str | None = None
     source_ref: SourceRef | None = None
+    period_start: date | None = Field(default=None, description="사업기간 start, when it could be read")
+    period_end: date | None = Field(default=None, description="사업기간 end, when it could be read")
+    budget_program_ids: list[ProgramId] = Field(
+        default_factory=list, description="linked budget lines (budget service program ids)"
+    )
 
 
 MilestoneStatus = Literal["planned", "in_progress", "done", "cancelled"]
@@ -64,9 +69,12 @@ class MilestoneSet(Payload):
     window_text: str | None = None
     recurrence: Recurrence | None = None
     status: MilestoneStatus = "planned"
-    actual_end: date | None = None
+    actual_end: date | None = Field(
+        default=None, description="finished on; for a recurring milestone, completed through this date"
+    )
     needs_review: bool = False
     source_ref: SourceRef | None = None
+    actual_start: date | None = None
 
     @model_validator(mode="after")
     def _window_in_order(self) -> MilestoneSet:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -35,20 +35,27 @@ class BudgetProgram(SQLModel, table=True):
     revision: int = 0
     level: str = Field(default="ok", max_length=10)
     plan_rate: Decimal | None = Field(default=None, sa_type=sa.Numeric(6, 1))
+    #: plan − actual in percentage points, stored so the list can sort by it in SQL
+    gap: Decimal | None = Field(default=None, sa_type=sa.Numeric(7, 1))
+    over_level: str = Field(default="ok", max_length=10, sa_column_kwargs={"server_default": "ok"})
+    year_end_level: str = Field(default="ok", max_length=10, sa_column_kwargs={"server_default": "ok"})
+    projected_rate: Decimal | None = Field(default=None, sa_type=sa.Numeric(9, 1))
+    snapshots: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     updated_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
 
     def to_domain(self) -> ProgramBudget:
         level: Level = self.level  # type: ignore[assignment]
         return ProgramBudget(
             program_id=self.program_id, fiscal_year=self.fiscal_year, title=self.title, office=self.office,
-            division=self.division, original=self.original, carried_over=self.carried_over,
-            supplementary=self.supplementary, committed=self.committed, spent=self.spent,
-            as_of=self.as_of, revision=self.revision, level=level,
+            division=self.division, category=self.category, original=self.original,
+            carried_over=self.carried_over, supplementary=self.supplementary, committed=self.committed,
+            spent=self.spent, as_of=self.as_of, revision=self.revision, level=level,
+            over_level=self.over_level, year_end_level=self.year_end_level,  # type: ignore[arg-type]
         )
 
     def update_from(self, b: ProgramBudget) -> None:
-        for name in ("title", "office", "division", "original", "carried_over", "supplementary",
-                     "committed", "spent", "as_of", "revision", "level"):
+        for name in ("title", "office", "division", "category", "original", "carried_over", "supplementary",
+                     "committed", "spent", "as_of", "revision", "level", "over_level", "year_end_level"):
             setattr(self, name, getattr(b, name))
         self.updated_at = utcnow()
 
@@ -57,7 +64,10 @@ class BudgetSnapshot(SQLModel, table=True):
     """Every applied snapshot: the time series of cumulative execution."""
 
     __tablename__ = "budget_snapshot"
-    __table_args__ = (sa.UniqueConstraint("program_id", "fiscal_year", "as_of", "revision"),)
+    __table_args__ = (
+        sa.UniqueConstraint("program_id", "fiscal_year", "as_of", "revision"),
+        sa.Index("ix_budget_snapshot_year_as_of", "fiscal_year", "as_of"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     program_id: str = Field(max_length=200, index=True)
     fiscal_year: int
@@ -80,6 +90,8 @@ class BudgetAmendment(SQLModel, table=True):
     after: int = Field(sa_type=Money)
     reason: str | None = None
     effective_date: date | None = None
+    event_id: str | None = Field(default=None, max_length=36)
+    recorded_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
 
 
 class BudgetPlan(SQLModel, table=True):
@@ -87,6 +99,24 @@ class BudgetPlan(SQLModel, table=True):
     program_id: str = Field(primary_key=True, max_length=200)
     fiscal_year: int = Field(primary_key=True)
     points: list[list[Any]] = Field(default_factory=list, sa_type=sa.JSON)
+
+
+class BudgetAlert(SQLModel, table=True):
+    """Every alert state change budget emitted (the outbox keeps bytes; this keeps columns)."""
+
+    __tablename__ = "budget_alert"
+    event_id: str = Field(primary_key=True, max_length=36)
+    program_id: str = Field(max_length=200, index=True)
+    fiscal_year: int
+    rule: str = Field(max_length=40)
+    status: str = Field(max_length=10)
+    severity: str = Field(max_length=10)
+    fingerprint: str = Field(max_length=64)
+    as_of: date | None = None
+    summary: str
+    figures: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    seq: int = 0  # order of emission within a batch, for a stable history
+    created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
 
 
 class BudgetInbox(InboxBase, table=True):
@@ -97,48 +127,104 @@ class BudgetOutbox(OutboxBase, table=True):
     __tablename__ = "budget_outbox"
 
 
+_CHUNK = 400  # keys per IN (...) so SQLite's bound-parameter limit is never reached
+
+
+def _chunks(keys: Iterable[tuple[str, int]]) -> Iterator[list[tuple[str, int]]]:
+    unique = sorted(set(keys))
+    for start in range(0, len(unique), _CHUNK):
+        yield unique[start:start + _CHUNK]
+
+
+def _key_in(pid: Any, year: Any, keys: list[tuple[str, int]]) -> Any:
+    return sa.tuple_(pid, year).in_(keys)
+
+
 def load_programs(session: Session, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], BudgetProgram]:
-    keys = list(set(keys))
-    if not keys:
-        return {}
-    rows = session.exec(
-        select(BudgetProgram).where(sa.tuple_(col(BudgetProgram.program_id), col(BudgetProgram.fiscal_year)).in_(keys))
-    ).all()
-    return {(r.program_id, r.fiscal_year): r for r in rows}
+    out: dict[tuple[str, int], BudgetProgram] = {}
+    for chunk in _chunks(keys):
+        rows = session.exec(select(BudgetProgram).where(
+            _key_in(col(BudgetProgram.program_id), col(BudgetProgram.fiscal_year), chunk))).all()
+        out.update({(r.program_id, r.fiscal_year): r for r in rows})
+    return out
+
+
+def plan_of(row: BudgetPlan) -> list[tuple[int, Decimal]]:
+    return [(int(m), Decimal(str(v))) for m, v in row.points]
 
 
 def load_plans(session: Session, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], list[tuple[int, Decimal]]]:
-    keys = list(set(keys))
-    if not keys:
-        return {}
-    rows = session.exec(
-        select(BudgetPlan).where(sa.tuple_(col(BudgetPlan.program_id), col(BudgetPlan.fiscal_year)).in_(keys))
-    ).all()
-    return {(r.program_id, r.fiscal_year): [(int(m), Decimal(str(v))) for m, v in r.points] for r in rows}
-
-
-def rollup(session: Session, fiscal_year: int, by: str) -> list[dict[str, Any]]:
-    """Sums per division (과) or office (실): the numbers a summary table prints."""
-    group = col(BudgetProgram.division) if by == "division" else col(BudgetProgram.office)
-    cols = [
-        sa.func.count().label("programs"),
-        sa.func.coalesce(sa.func.sum(BudgetProgram.original), 0).label("original"),
-        sa.func.sum(BudgetProgram.carried_over).label("carried_over"),
-        sa.func.sum(BudgetProgram.supplementary).label("supplementary"),
-        sa.func.sum(BudgetProgram.committed).label("committed"),
-        sa.func.sum(BudgetProgram.spent).label("spent"),
-    ]
-    stmt = (
-        select(group, *cols)  # type: ignore[call-overload]
-        .where(BudgetProgram.fiscal_year == fiscal_year)
-        .group_by(group)
-        .order_by(group)
-    )
-    out = []
-    for row in session.exec(stmt).all():
-        data = dict(row._mapping)
-        name = data.pop(group.key)
-        data = {k: int(v or 0) for k, v in data.items()}
-        data["current"] = data["original"] + data["carried_over"] + data["supplementary"]
-        out.append({by: name, **data})
+    out: dict[tuple[str, int], list[tuple[int, Decimal]]] = {}
+    for chunk in _chunks(keys):
+        rows = session.exec(select(BudgetPlan).where(
+            _key_in(col(BudgetPlan.program_id), col(BudgetPlan.fiscal_year), chunk))).all()
+        out.update({(r.program_id, r.fiscal_year): plan_of(r) for r in rows})
     return out
+
+
+def load_plan_rows(session: Session, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], BudgetPlan]:
+    out: dict[tuple[str, int], BudgetPlan] = {}
+    for chunk in _chunks(keys):
+        rows = session.exec(select(BudgetPlan).where(
+            _key_in(col(BudgetPlan.program_id), col(BudgetPlan.fiscal_year), chunk))).all()
+        out.update({(r.program_id, r.fiscal_year): r for r in rows})
+    return out
+
+
+def load_amendments(session: Session, keys: Iterable[tuple[str, int]]
+                    ) -> dict[tuple[str, int, str], BudgetAmendment]:
+    out: dict[tuple[str, int, str], BudgetAmendment] = {}
+    for chunk in _chunks(keys):
+        rows = session.exec(select(BudgetAmendment).where(
+            _key_in(col(BudgetAmendment.program_id), col(BudgetAmendment.fiscal_year), chunk))).all()
+        out.update({(r.program_id, r.fiscal_year, r.amendment_id): r for r in rows})
+    return out
+
+
+def load_history(session: Session, keys: Iterable[tuple[str, int]], since: date, until: date
+                 ) -> dict[tuple[str, int], dict[date, tuple[int, int]]]:
+    """{key: {as_of: (revision, spent)}} with the highest revision per as_of, in [since, until]."""
+    out: dict[tuple[str, int], dict[date, tuple[int, int]]] = {}
+    for chunk in _chunks(keys):
+        rows = session.exec(
+            select(BudgetSnapshot.program_id, BudgetSnapshot.fiscal_year, BudgetSnapshot.as_of,
+                   BudgetSnapshot.revision, BudgetSnapshot.spent)
+            .where(_key_in(col(BudgetSnapshot.program_id), col(BudgetSnapshot.fiscal_year), chunk))
+            .where(col(BudgetSnapshot.as_of) >= since, col(BudgetSnapshot.as_of) <= until)
+        ).all()
+        for pid, year, as_of, revision, spent in rows:
+            points = out.setdefault((pid, year), {})
+            if as_of not in points or points[as_of][0] < revision:
+                points[as_of] = (revision, spent)
+    return out
+
+
+def series(session: Session, program_id: str, fiscal_year: int) -> list[BudgetSnapshot]:
+    """The program's time series: one point per as-of date, the latest revision of each."""
+    rows = session.exec(select(BudgetSnapshot).where(
+        BudgetSnapshot.program_id == program_id, BudgetSnapshot.fiscal_year == fiscal_year
+    ).order_by(col(BudgetSnapshot.as_of), col(BudgetSnapshot.revision))).all()
+    latest: dict[date, BudgetSnapshot] = {}
+    for r in rows:
+        latest[r.as_of] = r
+    return list(latest.values())
+
+
+def execution_as_of(session: Session, fiscal_year: int, as_of: date) -> dict[str, tuple[date, int, int]]:
+    """{program_id: (as_of, committed, spent)} from each program's latest snapshot on or before
+    `as_of` (the highest revision of that date)."""
+    ranked = (
+        select(
+            col(BudgetSnapshot.program_id), col(BudgetSnapshot.as_of), col(BudgetSnapshot.committed),
+            col(BudgetSnapshot.spent),
+            sa.func.row_number().over(
+                partition_by=col(BudgetSnapshot.program_id),
+                order_by=(col(BudgetSnapshot.as_of).desc(), col(BudgetSnapshot.revision).desc()),
+            ).label("rn"),
+        )
+        .where(BudgetSnapshot.fiscal_year == fiscal_year, col(BudgetSnapshot.as_of) <= as_of)
+        .subquery()
+    )
+    rows = session.execute(sa.select(ranked.c.program_id, ranked.c.as_of, ranked.c.committed, ranked.c.spent)
+                           .where(ranked.c.rn == 1)).all()
+    return {r[0]: (r[1], int(r[2]), int(r[3])) for r in rows}

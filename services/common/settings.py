@@ -72,9 +72,35 @@ class Settings(BaseSettings):
     slip_warning_gap: Decimal = Field(default=Decimal("10"), description="percentage points behind plan")
     slip_critical_gap: Decimal = Field(default=Decimal("20"))
     slip_min_budget: int = Field(default=0, ge=0, description="no slip alert below this 예산현액 (원)")
+    plan_midyear_date: str = Field(default="06-30", pattern=r"^\d{2}-\d{2}$",
+                                   description="MM-DD of the first-half target (신속집행)")
+    plan_excluded_categories: list[str] = Field(
+        default_factory=lambda: ["기본경비", "전출금", "국고보조금 반환"],
+        description="JSON list: categories (or program titles) with no execution plan and no slip alerts",
+    )
+    year_end_risk_from: str = Field(default="09-01", pattern=r"^\d{2}-\d{2}$",
+                                    description="MM-DD from which 불용 위험 is evaluated")
+    year_end_risk_rate: Decimal = Field(default=Decimal("90"), description="projected 집행률 below this: warning")
+    year_end_critical_rate: Decimal = Field(default=Decimal("70"), description="projected 집행률 below this: critical")
+    year_end_window_days: int = Field(default=60, ge=7, description="pace measured over this many recent days")
+    budget_metrics_refresh_s: float = Field(default=15.0, gt=0, description="division gauges are refreshed this often")
 
     # --- programs --------------------------------------------------------------------------------
-    overdue_grace_days: int = Field(default=0, ge=0)
+    overdue_grace_days: int = Field(default=0, ge=0, description="days after a window's end before it is late")
+    overdue_warning_after_days: int = Field(
+        default=1, ge=1, description="late by fewer days than this is severity info (1 = warning at once)"
+    )
+    overdue_critical_after_days: int = Field(default=30, ge=1, description="late by this many days is critical")
+    moved_critical_days: int = Field(
+        default=30, ge=1, description="a milestone slipped this many days past its first planned end is critical"
+    )
+    deadline_reminder_days: list[int] = Field(
+        default_factory=lambda: [7, 1], description="D-n reminders before a window's end (JSON list), once each"
+    )
+    target_tolerance_pp: Decimal = Field(
+        default=Decimal("10"), ge=0, description="target progress may trail the elapsed share by this many %p"
+    )
+    target_critical_gap_pp: Decimal = Field(default=Decimal("30"), ge=0, description="%p behind that is critical")
     check_interval_s: float = Field(default=60.0, gt=0)
     clock: str | None = Field(default=None, description="ISO date to freeze the clock at (replays, demos)")
 
@@ -89,6 +115,29 @@ class Settings(BaseSettings):
         default="{phone_digits}@staff.seoul.example",
         description="address for a contact without email; fields: name, phone_digits, role",
     )
+    notify_routing_file: str | None = Field(
+        default=None, description="routing YAML; unset means services/notify/routing.yaml (validated at start)"
+    )
+    notify_templates_dir: str | None = Field(
+        default=None, description="directory of edited Jinja2 templates; files there win over the packaged ones"
+    )
+    notify_group_wait_s: float = Field(default=30.0, ge=0, description="first message of a new group waits this long")
+    notify_group_interval_s: float = Field(default=300.0, ge=0, description="between messages of one group")
+    notify_repeat_interval_s: float = Field(default=86_400.0, gt=0, description="reminder of still-firing alerts")
+    notify_quiet_hours: bool = Field(default=True, description="hold staff messages at night and on weekends")
+    notify_quiet_start: str = "21:00"
+    notify_quiet_end: str = Field(default="08:00", description="messages held overnight go out at this time")
+    notify_quiet_weekends: bool = True
+    notify_quiet_critical_bypass: bool = False
+    notify_timezone: str = "Asia/Seoul"
+    notify_escalation_after_s: float = Field(default=14_400.0, ge=0, description="0 disables escalation")
+    notify_tick_s: float = Field(default=1.0, gt=0, description="scheduler period (due groups, escalations)")
+    notify_max_attempts: int = Field(default=5, ge=1)
+    notify_retry_base_s: float = Field(default=30.0, gt=0, description="first retry delay; doubles, with jitter")
+    notify_retry_max_s: float = Field(default=3_600.0, gt=0)
+    notify_webhook_timeout_s: float = Field(default=10.0, gt=0)
+    notify_ack_secret: SecretStr = Field(default=SecretStr("execwatch-ack"), description="signs acknowledge links")
+    notify_public_url: str | None = Field(default=None, description="base URL of the notify API, for links in mail")
 
     @field_validator("ingest_sources", mode="before")
     @classmethod

@@ -1,0 +1,179 @@
+"""`execwatch`: run, operate and feed the execwatch services.
+
+    execwatch up [--demo]            the whole system on this machine (embedded broker, SQLite)
+    execwatch serve SERVICE          one service (what a container runs)
+    execwatch import FILE...         publish what business reports say, through ingest
+    execwatch topics ensure|list     create / show the Kafka topics
+    execwatch contracts write|check  regenerate / verify the committed JSON Schemas
+    execwatch db upgrade|revision    Alembic migrations per service
+    execwatch smtp-sink              a local mail server that prints what it receives
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from services.common.settings import SERVICES, ServiceName, get_settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import importlib
+
+    service: ServiceName = args.service
+    module = importlib.import_module(f"services.{service}.app")
+    module.main()
+    return 0
+
+
+def _up(args: argparse.Namespace) -> int:
+    from services.local import run_local
+
+    return run_local(demo=args.demo, workdir=args.workdir, clock=args.clock)
+
+
+def _topics(args: argparse.Namespace) -> int:
+    from contracts.topics import ALL_TOPICS
+    from services.common.messaging import ensure_topics
+
+    settings = get_settings()
+    if args.action == "list":
+        for spec in ALL_TOPICS:
+            kinds = ", ".join(spec.event_types) or "-"
+            print(f"{settings.topic(spec.name):32} {spec.partitions:>2} partitions  {kinds}\n    {spec.description}")
+        return 0
+    if not settings.kafka_bootstrap_servers:
+        print("KAFKA_BOOTSTRAP_SERVERS is not set", file=sys.stderr)
+        return 2
+    created = ensure_topics(settings.kafka_bootstrap_servers, settings.topic_prefix,
+                            replication=args.replication)
+    print(f"created: {', '.join(created) or 'none (all exist)'}")
+    return 0
+
+
+def _contracts(args: argparse.Namespace) -> int:
+    from contracts.schema_tool import SCHEMA_DIR, check_against_committed, write_schemas
+
+    if args.action == "write":
+        for path in write_schemas():
+            print(path.relative_to(SCHEMA_DIR.parent.parent))
+        return 0
+    problems = check_against_committed()
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    print("contracts: compatible with the committed schemas" if not problems else
+          f"contracts: {len(problems)} breaking change(s)")
+    return 1 if problems else 0
+
+
+def _db(args: argparse.Namespace) -> int:
+    from alembic import command
+
+    from services.common.db import alembic_config, redacted, upgrade
+
+    settings = get_settings()
+    services: Sequence[ServiceName] = [args.service] if args.service else SERVICES
+    if args.action == "upgrade":
+        for service in services:
+            url = settings.database_url_for(service)
+            upgrade(url, service)
+            print(f"{service}: upgraded {redacted(url)}")
+        return 0
+    if not args.service or not args.message:
+        print("db revision needs SERVICE and -m MESSAGE", file=sys.stderr)
+        return 2
+    url = settings.database_url_for(args.service)
+    upgrade(url, args.service)
+    command.revision(alembic_config(url, args.service), message=args.message, autogenerate=True,
+                     rev_id=args.rev_id)
+    return 0
+
+
+def _smtp_sink(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    from services.common.embedded import MailSink
+
+    sink = MailSink(port=args.port, maildir=Path(args.maildir) if args.maildir else None, echo=True).start()
+    print(f"SMTP sink on 127.0.0.1:{sink.port}" + (f", saving to {args.maildir}" if args.maildir else ""))
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        sink.stop()
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    if getattr(args, "import_error", None):
+        print(f"execwatch import is unavailable: {args.import_error}", file=sys.stderr)
+        return 2
+    from services.ingest.importer.cli import run
+
+    return run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="execwatch", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Configuration comes from EXECWATCH_* environment variables (and .env); "
+               "KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL are honoured too. See README.md.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("up", help="run the whole system locally",
+                       description="Start the embedded Kafka-protocol broker (unless KAFKA_BOOTSTRAP_SERVERS is "
+                                   "set), an SMTP sink, and the four services; Ctrl-C stops everything.")
+    p.add_argument("--demo", action="store_true", help="publish sample data from the seed reports once up")
+    p.add_argument("--workdir", default="var", help="where SQLite files, logs and mails go (default: var)")
+    p.add_argument("--clock", default=None, help="freeze the programs clock at this ISO date (demo replays)")
+    p.set_defaults(func=_up)
+
+    p = sub.add_parser("serve", help="run one service (HTTP API + Kafka consumers)")
+    p.add_argument("service", choices=SERVICES)
+    p.set_defaults(func=_serve)
+
+    p = sub.add_parser("topics", help="create or list the Kafka topics")
+    p.add_argument("action", choices=["ensure", "list"])
+    p.add_argument("--replication", type=int, default=1, help="replication factor for new topics (default 1)")
+    p.set_defaults(func=_topics)
+
+    p = sub.add_parser("contracts", help="JSON Schemas of the event contracts")
+    p.add_argument("action", choices=["write", "check"],
+                   help="write: regenerate contracts/schemas; check: fail on breaking changes")
+    p.set_defaults(func=_contracts)
+
+    p = sub.add_parser("db", help="database migrations (Alembic, one history per service)")
+    p.add_argument("action", choices=["upgrade", "revision"])
+    p.add_argument("service", nargs="?", choices=SERVICES)
+    p.add_argument("-m", "--message", help="revision message")
+    p.add_argument("--rev-id", help="revision id, e.g. budget_0002")
+    p.set_defaults(func=_db)
+
+    p = sub.add_parser("smtp-sink", help="a local SMTP server that prints and keeps what it receives")
+    p.add_argument("--port", type=int, default=1025)
+    p.add_argument("--maildir", default=None, help="also save each message as an .eml file here")
+    p.set_defaults(func=_smtp_sink)
+
+    p = sub.add_parser("import", help="import business reports (업무보고, 추경, 보도자료) as events",
+                       description="Parse reports in the plain-text form of shared/seeds and publish what they "
+                                   "say through ingest, like any department system.")
+    try:
+        from services.ingest.importer.cli import add_arguments
+
+        add_arguments(p)
+    except ImportError as exc:  # keep every other command usable if the importer cannot load
+        p.set_defaults(import_error=str(exc))
+    p.set_defaults(func=_import)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""`execwatch import FILE…`: parse reports, publish their facts through ingest, print a report.
+
+Files are taken in the order given (give the older report first): a program is matched to the
+ones earlier files registered, and a newer business report that prints a program's schedule
+without one of its earlier milestones cancels that milestone (`milestone.set` status=cancelled).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import httpx
+
+from services.ingest.importer.events import AnyEnvelope, DocumentResult, cancelled_milestones, map_report
+from services.ingest.importer.identity import AliasError, ProgramRegistry, load_aliases
+from services.ingest.importer.publish import publish
+from services.ingest.importer.model import Issue
+from services.ingest.importer.report import parse_text
+from services.ingest.importer.reporting import ImportSummary, render, render_dry_run
+
+DEFAULT_INGEST_URL = "http://127.0.0.1:8701"
+
+
+def _default_token() -> str | None:
+    env = os.environ.get("EXECWATCH_IMPORT_TOKEN")
+    if env:
+        return env
+    try:
+        from services.common.settings import get_settings
+
+        token = get_settings().ingest_sources.get("report-importer")
+        return token.get_secret_value() if token else None
+    except Exception:  # settings unreadable: the user must pass --token
+        return None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", nargs="+", type=Path, help="report text files (older first)")
+    parser.add_argument("--dry-run", action="store_true", help="parse and show what would be published")
+    parser.add_argument("--json", action="store_true",
+                        help="with --dry-run: print only a JSON array of the envelopes on stdout")
+    parser.add_argument("--ingest-url", default=os.environ.get("EXECWATCH_INGEST_URL", DEFAULT_INGEST_URL),
+                        help="ingest base URL (env EXECWATCH_INGEST_URL; default %(default)s)")
+    parser.add_argument("--token", default=None,
+                        help="ingest token (env EXECWATCH_IMPORT_TOKEN; default the report-importer token)")
+    parser.add_argument("--source", default="report-importer", help="source name of the token (default %(default)s)")
+    parser.add_argument("--aliases", type=Path, default=None, metavar="FILE",
+                        help="YAML alias table: canonical program id -> names (see aliases.example.yaml)")
+    parser.add_argument("--report", type=Path, default=None, metavar="FILE", help="also write the report as JSON")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar, only problems in the report")
+
+
+class Progress:
+    """A plain-text progress bar on stderr, shown only for several files."""
+
+    def __init__(self, total: int, enabled: bool, stream: TextIO | None = None) -> None:
+        self.total, self.done = total, 0
+        self.stream = stream or sys.stderr
+        self.enabled = enabled and total > 1
+
+    def step(self, label: str) -> None:
+        self.done += 1
+        if not self.enabled:
+            return
+        width = 30
+        filled = width * self.done // self.total
+        bar = "#" * filled + "-" * (width - filled)
+        end = "\n" if self.done == self.total else ""
+        self.stream.write(f"\r[{bar}] {self.done}/{self.total} {label[:40]:40}{end}")
+        self.stream.flush()
+
+
+def map_files(paths: Sequence[Path], source: str = "report-importer", aliases: Path | None = None,
+              progress: bool = True) -> ImportSummary:
+    """Parse and map every file, in order; unreadable files are recorded, not raised."""
+    registry = ProgramRegistry(load_aliases(aliases))
+    summary = ImportSummary()
+    bar = Progress(len(paths), progress)
+    previous: list[AnyEnvelope] = []
+    for path in paths:
+        name = Path(path).name
+        try:
+            raw = Path(path).read_bytes()
+        except OSError as exc:
+            summary.documents.append(DocumentResult(str(path), name, error=exc.strerror or str(exc)))
+            bar.step(name)
+            continue
+        try:
+            text = raw.decode("utf-8-sig")
+            if "\x00" in text:
+                raise ValueError("binary content (NUL bytes)")
+        except ValueError as exc:  # UnicodeDecodeError too: read, but not a text extraction
+            doc = DocumentResult(str(path), name)
+            doc.issues.append(Issue(1, f"not a UTF-8 text extraction ({exc.__class__.__name__}); nothing imported"))
+            summary.documents.append(doc)
+            bar.step(name)
+            continue
+        report = parse_text(text, str(path))
+        result = map_report(report, registry, source, text)
+        if report.kind == "business_report":
+            cancelled_milestones(previous, result)
+            previous = [e for e in previous if e.key not in {x.key for x in result.envelopes}] + result.envelopes
+        summary.documents.append(result)
+        bar.step(name)
+    return summary
+
+
+def import_files(paths: Sequence[Path], ingest_url: str, token: str, source: str = "report-importer",
+                 dry_run: bool = False, aliases: Path | None = None, progress: bool = True,
+                 client: httpx.Client | None = None) -> ImportSummary:
+    """Parse, map and (unless dry_run) publish; `client` lets tests route HTTP in-process."""
+    summary = map_files(paths, source, aliases, progress)
+    summary.dry_run = dry_run
+    if not dry_run:
+        summary.published = publish(summary.envelopes, ingest_url, token, client=client)
+    return summary
+
+
+def envelopes_json(summary: ImportSummary) -> list[dict[str, Any]]:
+    return [e.model_dump(mode="json") for e in summary.envelopes]
+
+
+def run(args: argparse.Namespace) -> int:
+    paths: list[Path] = list(args.files)
+    missing = [p for p in paths if not p.exists()]
+    for p in missing:
+        print(f"execwatch import: {p}: no such file", file=sys.stderr)
+    token = args.token or _default_token()
+    if not args.dry_run and not token:
+        print("execwatch import: no token; pass --token or set EXECWATCH_IMPORT_TOKEN", file=sys.stderr)
+        return 2
+    try:
+        summary = import_files(paths, args.ingest_url, token or "", args.source, args.dry_run, args.aliases,
+                               progress=not args.quiet and not args.json)
+    except AliasError as exc:
+        print(f"execwatch import: {exc}", file=sys.stderr)
+        return 2
+    if args.report:
+        args.report.write_text(json.dumps(summary.as_dict(), ensure_ascii=False, indent=2, default=str),
+                               encoding="utf-8")
+    if args.json:
+        json.dump(envelopes_json(summary), sys.stdout, ensure_ascii=False, indent=1)
+        sys.stdout.write("\n")
+        if not args.quiet:
+            print(render(summary), file=sys.stderr)
+    else:
+        if args.dry_run and not args.quiet:
+            print(render_dry_run(summary))
+            print()
+        print(render(summary))
+    failed = summary.published is not None and summary.published.failed is not None
+    if summary.unreadable:
+        return 1
+    return 3 if failed else 0

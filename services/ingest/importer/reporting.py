@@ -1,0 +1,171 @@
+"""The import report staff read: counts, reconciliation, unusable lines, programs to link."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from services.ingest.importer.events import AnyEnvelope, DocumentResult
+from services.ingest.importer.model import Reconciliation
+from services.ingest.importer.publish import PublishResult
+
+KIND_LABELS = {
+    "program.registered": "사업 등록 program.registered",
+    "budget.line_set": "예산 budget.line_set",
+    "budget.execution_snapshot": "집행 현황 budget.execution_snapshot",
+    "budget.amended": "추경 budget.amended",
+    "milestone.set": "일정 milestone.set",
+    "target.set": "목표 target.set",
+}
+CAUSES = {
+    "the document's own subtotal differs from its rows": "문서 자체의 합계가 행의 합과 다름 (원문 불일치)",
+    "column shift: a value seems to sit in the wrong column": "열 밀림: 값이 다른 열에 인쇄됨 (원문 확인 필요)",
+}
+
+
+@dataclass
+class ImportSummary:
+    documents: list[DocumentResult] = field(default_factory=list)
+    published: PublishResult | None = None  # None for a dry run
+    dry_run: bool = False
+
+    @property
+    def envelopes(self) -> list[AnyEnvelope]:
+        return [e for d in self.documents for e in d.envelopes]
+
+    def counts(self) -> Counter[str]:
+        return Counter(e.event_type for e in self.envelopes)
+
+    @property
+    def unreadable(self) -> list[DocumentResult]:
+        return [d for d in self.documents if d.error]
+
+    def as_dict(self) -> dict[str, Any]:
+        pub = self.published
+        return {
+            "dry_run": self.dry_run,
+            "counts": dict(self.counts()),
+            "documents": [{
+                "path": d.path, "kind": d.kind, "reference_year": d.reference_year, "error": d.error,
+                "counts": dict(d.counts()),
+                "reconciliation": [{
+                    "table": label, "row_line": r.row_line, "label": r.label, "column": r.column,
+                    "printed": r.printed, "computed": r.computed, "tolerance": r.tolerance, "ok": r.ok,
+                    "cause": r.cause} for label, r in d.reconciliations],
+                "inconsistencies": [{"line": i.line, "program_id": i.program_id, "text": i.text}
+                                    for i in d.inconsistencies],
+                "issues": [{"line": i.line, "reason": i.reason, "text": i.text} for i in d.issues],
+                "unmatched": [{"line": u.line, "name": u.name, "division": u.division,
+                               "program_id": u.program_id} for u in d.unmatched],
+            } for d in self.documents],
+            "published": None if pub is None else {
+                "accepted": pub.accepted, "duplicates": pub.duplicates, "failed": pub.failed,
+                "unsent": pub.unsent,
+                "rejected": [r.__dict__ for r in pub.rejected]},
+        }
+
+
+def _won(n: int) -> str:
+    return f"{n:,}원"
+
+
+def _recon_line(label: str, r: Reconciliation) -> str:
+    if r.ok:
+        diff = r.printed - r.computed
+        note = "일치 reconciles" + (f" (반올림 차 {diff:+,}원)" if diff else "")
+    else:
+        cause = CAUSES.get(r.cause or "", r.cause or "원인 불명")
+        note = f"불일치 off by {r.printed - r.computed:+,}원 — {cause}"
+    return f"  {label} · {r.label} · {r.column}: 인쇄 {_won(r.printed)} / 계산 {_won(r.computed)}  {note}"
+
+
+def render(summary: ImportSummary, verbose_ok: bool = False) -> str:
+    """Plain-text import report (Korean labels, English keys), one block per document."""
+    out: list[str] = []
+    head = "가져오기 미리보기 (dry run: nothing published)" if summary.dry_run else "가져오기 결과 import report"
+    out.append(f"== {head} ==")
+    for d in summary.documents:
+        out.append("")
+        out.append(f"# {d.path}")
+        if d.error:
+            out.append(f"  읽을 수 없음 cannot read: {d.error}")
+            continue
+        out.append(f"  종류 kind: {d.kind}, 기준연도 reference year: {d.reference_year or '-'}")
+        counts = d.counts()
+        if counts:
+            out.append("  이벤트 events:")
+            for kind, label in KIND_LABELS.items():
+                if counts.get(kind):
+                    out.append(f"    {label}: {counts[kind]}")
+        else:
+            out.append("  이벤트 없음 no events: the document has no budget, schedule or target this importer uses")
+        bad = [(lbl, r) for lbl, r in d.reconciliations if not r.ok]
+        good = [(lbl, r) for lbl, r in d.reconciliations if r.ok]
+        if d.reconciliations:
+            out.append(f"  합계 검증 reconciliation: {len(good)} reconcile, {len(bad)} off")
+            for lbl, r in (d.reconciliations if verbose_ok else bad):
+                out.append(_recon_line(lbl, r))
+            if not verbose_ok and good:
+                labels = sorted({f"{r.label}" for _, r in good})
+                out.append(f"  일치 reconciles within rounding: {', '.join(labels)}")
+        for inc in d.inconsistencies:
+            out.append(f"  {d.name}:{inc.line}: 불일치 row inconsistent: {inc.text}")
+        if d.issues:
+            out.append(f"  사용하지 못한 줄 lines not used / doubts ({len(d.issues)}):")
+            for i in d.issues:
+                text = f" — {i.text[:80]}" if i.text else ""
+                out.append(f"    {d.name}:{i.line}: {i.reason}{text}")
+        if d.unmatched:
+            out.append(f"  연결 필요 unmatched programs to link ({len(d.unmatched)}): add to the alias table "
+                       "if one is an existing program")
+            for u in d.unmatched:
+                out.append(f"    {d.name}:{u.line}: {u.name} ({u.division or '과 미상'}) -> new id {u.program_id}")
+    total = summary.counts()
+    out.append("")
+    out.append("== 합계 totals: " + (", ".join(f"{k} {v}" for k, v in sorted(total.items())) or "no events"))
+    pub = summary.published
+    if pub is not None:
+        out.append(f"   게시 published: accepted {pub.accepted}, duplicates {pub.duplicates}, "
+                   f"rejected {len(pub.rejected)}")
+        for r in pub.rejected:
+            out.append(f"   거부 rejected {r.event_type} {r.key} ({r.event_id}): {r.field}: {r.message}")
+        if pub.failed:
+            out.append(f"   실패 failed: {pub.failed}; {pub.unsent} events not sent")
+    return "\n".join(out)
+
+
+def render_dry_run(summary: ImportSummary) -> str:
+    """What would be published, readable: one line per event, grouped by program."""
+    out: list[str] = []
+    by_key: dict[str, list[AnyEnvelope]] = {}
+    for e in summary.envelopes:
+        by_key.setdefault(e.key, []).append(e)
+    for key, events in by_key.items():
+        out.append(f"[{key}]")
+        for e in events:
+            out.append(f"  - {_describe(e)}")
+    return "\n".join(out)
+
+
+def _describe(e: AnyEnvelope) -> str:
+    p = e.payload
+    t = e.event_type
+    if t == "program.registered":
+        people = ", ".join(f"{c.role} {c.name}" for c in p.contacts)
+        return f"사업 등록: {p.title} ({p.division or '과 미상'}{'/' + p.team if p.team else ''}) {people}"
+    if t == "budget.line_set":
+        cur = _won(p.current) if p.current is not None else "(예산현액 비움)"
+        return (f"예산 {p.fiscal_year}: 본예산 {_won(p.original)}, 이월 등 {_won(p.carried_over)}, "
+                f"예산현액 {cur}")
+    if t == "budget.execution_snapshot":
+        return f"집행 {p.as_of}: 원인행위 {_won(p.committed)}, 지출 {_won(p.spent)}"
+    if t == "budget.amended":
+        return (f"추경 {p.amendment_id}: 기정 {_won(p.before)} + 증감 {p.change:+,}원 = {_won(p.after)}")
+    if t == "milestone.set":
+        window = f"{p.window_start or '…'} ~ {p.window_end or '…'}"
+        flags = (" [검토 필요]" if p.needs_review else "") + (f" [{p.recurrence}]" if p.recurrence else "")
+        return f"일정 ({p.status}): {p.title} — {p.window_text or ''} → {window}{flags}"
+    if t == "target.set":
+        return f"목표: {p.activity} {p.target_value}{p.unit}"
+    return t

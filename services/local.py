@@ -1,0 +1,125 @@
+"""`execwatch up`: the whole system on one machine, no Docker.
+
+Starts what is not configured (the embedded tansu broker when KAFKA_BOOTSTRAP_SERVERS is unset,
+a SQLite file when DATABASE_URL is unset, an SMTP sink when EXECWATCH_SMTP_HOST is unset),
+migrates, runs the four services as child processes, and with --demo imports the seed reports
+through ingest. Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from services.common.db import redacted, upgrade
+from services.common.embedded import EmbeddedBroker, MailSink
+from services.common.messaging import ensure_topics
+from services.common.settings import SERVICES, Settings
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_SEEDS = REPO.parent / "shared" / "seeds"
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{url} exited with code {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"{url} not healthy after {timeout:.0f}s")
+
+
+def run_local(demo: bool = False, workdir: str = "var", clock: str | None = None) -> int:
+    work = Path(workdir).resolve()
+    (work / "logs").mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    broker: EmbeddedBroker | None = None
+    sink: MailSink | None = None
+    children: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        if not env.get("KAFKA_BOOTSTRAP_SERVERS") and not env.get("EXECWATCH_KAFKA_BOOTSTRAP_SERVERS"):
+            broker = EmbeddedBroker.start(log_path=work / "logs" / "tansu.log")
+            env["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap
+            print(f"• Kafka: embedded tansu broker on {broker.bootstrap} (memory storage)")
+        if not env.get("DATABASE_URL") and not env.get("EXECWATCH_DATABASE_URL"):
+            env["DATABASE_URL"] = f"sqlite:///{work}/execwatch.db"
+        if not env.get("EXECWATCH_SMTP_HOST"):
+            sink = MailSink(maildir=work / "mail", echo=True).start()
+            env["EXECWATCH_SMTP_HOST"], env["EXECWATCH_SMTP_PORT"] = "127.0.0.1", str(sink.port)
+            print(f"• Mail: local SMTP sink on 127.0.0.1:{sink.port}; messages saved in {work / 'mail'}")
+        if demo and not clock and not env.get("EXECWATCH_CLOCK"):
+            clock = "2025-02-15"  # the seed reports speak of early 2025: judge schedules as of then
+        if clock:
+            env["EXECWATCH_CLOCK"] = clock
+            print(f"• Clock: programs judge schedules as of {clock}")
+        env.setdefault("EXECWATCH_LOG_JSON", "true")
+        os.environ.update(env)
+        settings = Settings()
+        print(f"• Database: {redacted(settings.database_url)}")
+        assert settings.kafka_bootstrap_servers
+        ensure_topics(settings.kafka_bootstrap_servers, settings.topic_prefix)
+        for service in SERVICES:  # one at a time: SQLite prefers a single migrating writer
+            upgrade(settings.database_url_for(service), service)
+        for service in SERVICES:
+            log = open(work / "logs" / f"{service}.log", "ab")  # noqa: SIM115 (closed with the process)
+            children[service] = subprocess.Popen([sys.executable, "-m", f"services.{service}"], env=env,
+                                                 stdout=log, stderr=subprocess.STDOUT)
+        base = f"http://{settings.http_host}"
+        for service in SERVICES:
+            _wait_healthy(f"{base}:{settings.port_for(service)}/healthz", children[service])
+        print("\nexecwatch is up:")
+        for service in SERVICES:
+            port = settings.port_for(service)
+            print(f"  {service:9} {base}:{port}/docs   metrics {base}:{port}/metrics")
+        print(f"  logs      {work / 'logs'}\n")
+        if demo:
+            _demo(settings, f"{base}:{settings.ingest_port}")
+        print("Press Ctrl-C to stop.")
+        while True:
+            for service, proc in children.items():
+                if proc.poll() is not None:
+                    print(f"{service} exited with code {proc.returncode}; see {work / 'logs' / service}.log",
+                          file=sys.stderr)
+                    return 1
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        print("\nstopping…")
+        return 0
+    finally:
+        for proc in children.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in children.values():
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if sink:
+            sink.stop()
+        if broker:
+            broker.stop()
+
+
+def _demo(settings: Settings, ingest_url: str) -> None:
+    from services.ingest.importer.cli import import_files
+
+    seeds = Path(os.environ.get("EXECWATCH_SEEDS", DEFAULT_SEEDS))
+    files = sorted(seeds.glob("*.txt"))
+    if not files:
+        print(f"demo: no seed reports in {seeds}; set EXECWATCH_SEEDS", file=sys.stderr)
+        return
+    token = settings.ingest_sources["report-importer"].get_secret_value()
+    print(f"demo: importing {len(files)} reports from {seeds} through {ingest_url}")
+    import_files(files, ingest_url=ingest_url, token=token, source="report-importer")
+    print("demo: imported; alert emails will appear above as notify sends them\n")
