@@ -81,7 +81,8 @@ def contract_error(exc: ValidationError) -> ContractError:
     for e in exc.errors(include_url=False):
         tag_error = e["type"] in ("union_tag_invalid", "union_tag_not_found")
         field = "event_type" if tag_error else _loc(tuple(e["loc"]))
-        shown = e.get("input", {}).get("event_type") if tag_error and isinstance(e.get("input"), dict) else e.get("input")
+        raw = e.get("input")
+        shown = raw.get("event_type") if tag_error and isinstance(raw, dict) else raw
         errors.append(FieldError(field=field, message=e["msg"], input=_short(shown)))
     return ContractError(errors)
 
@@ -108,6 +109,7 @@ def dump_event(event: Envelope[Any]) -> bytes:
 
 
 __all__ = [
+    "EVENT_MODELS",
     "Alert",
     "AlertEvent",
     "AnyEvent",
@@ -116,7 +118,6 @@ __all__ = [
     "BudgetLineSet",
     "BudgetLineSetEvent",
     "ContractError",
-    "EVENT_MODELS",
     "Envelope",
     "ExecutionPlanSet",
     "ExecutionPlanSetEvent",

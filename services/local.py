@@ -87,9 +87,9 @@ def run_local(demo: bool = False, workdir: str = "var", clock: str | None = None
             _demo(settings, f"{base}:{settings.ingest_port}")
         print("Press Ctrl-C to stop.")
         while True:
-            for service, proc in children.items():
+            for name, proc in children.items():
                 if proc.poll() is not None:
-                    print(f"{service} exited with code {proc.returncode}; see {work / 'logs' / service}.log",
+                    print(f"{name} exited with code {proc.returncode}; see {work / 'logs' / name}.log",
                           file=sys.stderr)
                     return 1
             time.sleep(0.5)

@@ -10,10 +10,10 @@ from contracts.alerts import Alert
 from contracts.topics import ALERTS, message_key
 from services.common.db import OutboxBase
 
-O = TypeVar("O", bound=OutboxBase)
+OutboxT = TypeVar("OutboxT", bound=OutboxBase)
 
 
-def alert_row(table: type[O], alert: Alert, at: datetime, prefix: str, *id_parts: object) -> O:
+def alert_row(table: type[OutboxT], alert: Alert, at: datetime, prefix: str, *id_parts: object) -> OutboxT:
     """The alert's event_id is derived from its fingerprint, state and what caused it, so the
     same decision made again (redelivery, replay) is the same event, and notify drops it."""
     event_id = deterministic_id("alert", alert.fingerprint, alert.status, alert.severity, *id_parts)

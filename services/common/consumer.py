@@ -29,10 +29,15 @@ R = TypeVar("R")
 EVENT_ERRORS = (IntegrityError, DataError, ValueError)
 
 
-def batch_subscriber(rt: Runtime, topics: list[str], *, group_id: str, title: str, description: str) -> Any:
+Handler = Callable[..., Awaitable[None]]
+
+
+def batch_subscriber(
+    rt: Runtime, topics: list[str], *, group_id: str, title: str, description: str
+) -> Callable[[Handler], object]:
     """A FastStream batch subscriber whose offsets are committed when the handler returns."""
     s = rt.settings
-    return rt.broker.subscriber(
+    decorator: Callable[[Handler], object] = rt.broker.subscriber(
         *[s.topic(t) for t in topics],
         group_id=group_id,
         batch=True,
@@ -45,6 +50,7 @@ def batch_subscriber(rt: Runtime, topics: list[str], *, group_id: str, title: st
         title=title,
         description=description,
     )
+    return decorator
 
 
 def consume(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from services.common.logging import get_logger
+from services.common.metrics import OUTBOX_PENDING, OUTBOX_PUBLISHED
 
 log = get_logger(__name__)
 
@@ -198,7 +199,11 @@ class OutboxRelay:
     async def flush(self) -> int:
         sent = 0
         async with self._lock:
-            while rows := await asyncio.to_thread(self._pending):
+            while True:
+                rows = await asyncio.to_thread(self._pending)
+                OUTBOX_PENDING.labels(table=self.table.__tablename__).set(len(rows))
+                if not rows:
+                    break
                 by_key: dict[str, list[tuple[int, str, str, bytes]]] = {}
                 for row in rows:
                     by_key.setdefault(row[2], []).append(row)
@@ -209,6 +214,7 @@ class OutboxRelay:
 
                 await asyncio.gather(*(send_in_order(items) for items in by_key.values()))
                 await asyncio.to_thread(self._mark, [r[0] for r in rows])
+                OUTBOX_PUBLISHED.labels(table=self.table.__tablename__).inc(len(rows))
                 sent += len(rows)
         return sent
 
@@ -225,7 +231,5 @@ class OutboxRelay:
             except Exception as exc:  # broker or database down: keep the rows, try again
                 log.warning("outbox relay failed; will retry", error=str(exc), table=self.table.__name__)
             self._wake.clear()
-            try:
+            with suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=interval)
-            except TimeoutError:
-                pass

@@ -89,7 +89,7 @@ class MailSink:
             maildir.mkdir(parents=True, exist_ok=True)
         self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd API)
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         raw: bytes = envelope.original_content or envelope.content
         msg = message_from_bytes(raw, policy=policy.default)
         assert isinstance(msg, EmailMessage)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -105,10 +106,8 @@ def ensure_topics(bootstrap: str, prefix: str = "", specs: Iterable[TopicSpec] =
         wanted = [NewTopic(f"{prefix}{s.name}", s.partitions, replication) for s in specs
                   if f"{prefix}{s.name}" not in existing]
         if wanted:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(wanted)
-            except TopicAlreadyExistsError:
-                pass
         return [t.name for t in wanted]
     finally:
         admin.close()

@@ -61,7 +61,10 @@ class Settings(BaseSettings):
 
     # --- ingest ----------------------------------------------------------------------------------
     ingest_sources: dict[str, SecretStr] = Field(
-        default_factory=lambda: {"demo-system": SecretStr("demo-token"), "report-importer": SecretStr("importer-token")},
+        default_factory=lambda: {
+            "demo-system": SecretStr("demo-token"),
+            "report-importer": SecretStr("importer-token"),
+        },
         description='JSON {"source": "token"}: department systems allowed to publish, and their tokens',
     )
     ingest_max_batch: int = Field(default=1000, ge=1)
@@ -102,6 +105,7 @@ class Settings(BaseSettings):
     )
     target_critical_gap_pp: Decimal = Field(default=Decimal("30"), ge=0, description="%p behind that is critical")
     check_interval_s: float = Field(default=60.0, gt=0)
+    programs_group_id: str = Field(default="execwatch-programs", description="a new group replays the topic")
     clock: str | None = Field(default=None, description="ISO date to freeze the clock at (replays, demos)")
 
     # --- notify ----------------------------------------------------------------------------------

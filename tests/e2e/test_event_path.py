@@ -28,7 +28,7 @@ async def test_snapshot_to_email(kafka, db_url, mail_sink, make_settings):
     alerts_seen: list[dict] = []
     consumer = AIOKafkaConsumer(settings.topic("execwatch.alerts"), bootstrap_servers=kafka.bootstrap,
                                 group_id=f"{settings.topic_prefix}probe", auto_offset_reset="earliest")
-    async with running(*apps) as (ingest, budget, programs, notify):
+    async with running(*apps) as (ingest, budget, _programs, notify):
         await consumer.start()
         try:
             resp = await ingest.post("/v1/events", headers=AUTH, json=[f.program(), f.budget_line()])

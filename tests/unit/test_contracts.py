@@ -67,7 +67,7 @@ def test_naive_timestamp_and_extra_fields_are_rejected():
 def test_key_must_be_the_program():
     bad = f.snapshot()
     bad["key"] = "someone-else"
-    with pytest.raises(ContractError, match="must equal payload.program_id"):
+    with pytest.raises(ContractError, match=r"must equal payload\.program_id"):
         parse_event(bad)
 
 
