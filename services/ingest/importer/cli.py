@@ -19,8 +19,8 @@ import httpx
 
 from services.ingest.importer.events import AnyEnvelope, DocumentResult, cancelled_milestones, map_report
 from services.ingest.importer.identity import AliasError, ProgramRegistry, load_aliases
-from services.ingest.importer.publish import publish
 from services.ingest.importer.model import Issue
+from services.ingest.importer.publish import publish
 from services.ingest.importer.report import parse_text
 from services.ingest.importer.reporting import ImportSummary, render, render_dry_run
 

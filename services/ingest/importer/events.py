@@ -145,8 +145,8 @@ class _Builder:
         if event_id in self.seen_ids:  # the same fact printed twice in one document
             return
         self.seen_ids[event_id] += 1
-        self.out.envelopes.append(model(event_id=event_id, occurred_at=self.occurred_at, source=self.source,
-                                        key=key, payload=payload))
+        self.out.envelopes.append(model(event_id=event_id, event_type=event_type, occurred_at=self.occurred_at,
+                                        source=self.source, key=key, payload=payload))
 
     def division(self, printed: str | None) -> str | None:
         """The division as printed, unless it is one letter away from one the budget tables use."""
@@ -178,7 +178,7 @@ class _Builder:
             phone = c.phone if c.phone and re.fullmatch(r"0\d{1,2}-\d{3,4}-\d{4}", c.phone) else None
             if c.phone and phone is None:
                 self.issue(c.line, f"phone {c.phone} of {c.name} is not a full number; left out", c.name)
-            info = ContactInfo(role=role, name=c.name, phone=phone,  # type: ignore[arg-type]
+            info = ContactInfo(role=role, name=c.name, phone=phone,
                                division=self.division(c.division), team=c.team)
             if info not in found:
                 found.append(info)
@@ -273,8 +273,7 @@ class _Builder:
         status = STAGE_STATUS.get(m.stage or "", "planned")
         payload = MilestoneSet(program_id=pid, milestone_id=mid, title=title, window_start=start,
                                window_end=end, window_text=m.when_text or None,
-                               recurrence=recurrence,  # type: ignore[arg-type]
-                               status=status,  # type: ignore[arg-type]
+                               recurrence=recurrence, status=status,
                                needs_review=review, source_ref=self.ref(sec.title, m.line))
         self.emit(MilestoneSetEvent, pid, f"milestone/{mid}", payload)
 
@@ -304,7 +303,7 @@ class _Builder:
         # No owner named: a plan's task, or an office-wide section with a real schedule; annexes
         # (audit answers) carry prose that only looks like schedule lines, mostly unreadable.
         readable = sum(1 for m in sec.milestones if m.when.windows or m.when.recurrence)
-        return readable * 3 >= len(sec.milestones) * 2 and readable > 0 or bool(sec.targets)
+        return (readable * 3 >= len(sec.milestones) * 2 and readable > 0) or bool(sec.targets)
 
     def attribute(self, line: int, text: str, programs: Sequence[tuple[BudgetTable, BudgetRow, str]]) -> str:
         """Which 세부사업 of a multi-program section a schedule line or target belongs to."""
@@ -382,9 +381,9 @@ class _Builder:
                 self.milestone(target_pid, m, sec, used_m)
             if programs_for:
                 by_pid: dict[str, Section] = {}
-                for t in sec.targets:
-                    p = self.attribute(t.line, t.activity, programs_for)
-                    by_pid.setdefault(p, Section(sec.number, sec.title, sec.line)).targets.append(t)
+                for tg in sec.targets:
+                    p = self.attribute(tg.line, tg.activity, programs_for)
+                    by_pid.setdefault(p, Section(sec.number, sec.title, sec.line)).targets.append(tg)
                 for p, part in by_pid.items():
                     self.targets(p, part, used_t)
             else:

@@ -128,8 +128,8 @@ def render(summary: ImportSummary, verbose_ok: bool = False) -> str:
     if pub is not None:
         out.append(f"   게시 published: accepted {pub.accepted}, duplicates {pub.duplicates}, "
                    f"rejected {len(pub.rejected)}")
-        for r in pub.rejected:
-            out.append(f"   거부 rejected {r.event_type} {r.key} ({r.event_id}): {r.field}: {r.message}")
+        for rej in pub.rejected:
+            out.append(f"   거부 rejected {rej.event_type} {rej.key} ({rej.event_id}): {rej.field}: {rej.message}")
         if pub.failed:
             out.append(f"   실패 failed: {pub.failed}; {pub.unsent} events not sent")
     return "\n".join(out)
