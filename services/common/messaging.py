@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,8 @@ def make_broker(settings: Settings, service: str, registry: CollectorRegistry) -
         middlewares=[KafkaPrometheusMiddleware(registry=registry, app_name=service, metrics_prefix="execwatch")],
         description=f"execwatch {service} service",
         allow_auto_create_topics=True,
+        # FastStream logs every message at this level; our own structlog lines say what matters.
+        log_level=logging.DEBUG,
     )
 
 

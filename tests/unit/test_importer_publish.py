@@ -146,3 +146,15 @@ def test_cli_garbage_file_imports_nothing_without_crashing(tmp_path):
     assert proc.returncode == 0 and "Traceback" not in proc.stderr
     assert "nothing imported" in proc.stdout
     assert json.loads(report.read_text(encoding="utf-8"))["counts"] == {}
+
+
+def test_reports_are_mapped_oldest_first_whatever_the_file_order(seeds):
+    """The 추경 plan (000) names the January programs; given first, it still lands on them."""
+    from services.ingest.importer.cli import map_files
+
+    summary = map_files([seeds / "000_b33102f55d2543a4.txt", seeds / "001_74008803e39ce1ad.txt"],
+                        progress=False)
+    assert [d.name for d in summary.documents] == ["001_74008803e39ce1ad.txt", "000_b33102f55d2543a4.txt"]
+    january = {e.key for e in summary.documents[0].envelopes if e.event_type == "budget.line_set"}
+    amended = [e for e in summary.documents[1].envelopes if e.event_type == "budget.amended"]
+    assert len(amended) == 4 and {e.key for e in amended} <= january

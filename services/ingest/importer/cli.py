@@ -12,6 +12,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -19,7 +20,7 @@ import httpx
 
 from services.ingest.importer.events import AnyEnvelope, DocumentResult, cancelled_milestones, map_report
 from services.ingest.importer.identity import AliasError, ProgramRegistry, load_aliases
-from services.ingest.importer.model import Issue
+from services.ingest.importer.model import Issue, ParsedReport
 from services.ingest.importer.publish import publish
 from services.ingest.importer.report import parse_text
 from services.ingest.importer.reporting import ImportSummary, render, render_dry_run
@@ -76,14 +77,30 @@ class Progress:
         self.stream.flush()
 
 
+#: Within one fiscal year a 추경 amends what the business report states, so it is applied after it.
+KIND_ORDER = {"business_report": 0, "plan": 1, "press_release": 1, "unknown": 1, "supplementary_budget": 2}
+
+
+def chronological(reports: list[tuple[int, ParsedReport]]) -> list[tuple[int, ParsedReport]]:
+    """Older facts first, whatever order the files were named in: by reference year, then kind,
+    then the latest as-of date the document states, then the order given."""
+    def key(item: tuple[int, ParsedReport]) -> tuple[int, int, date, int]:
+        index, r = item
+        latest = max(r.as_of_dates, default=date.min)
+        return (r.reference_year or 9999, KIND_ORDER.get(r.kind, 1), latest, index)
+
+    return sorted(reports, key=key)
+
+
 def map_files(paths: Sequence[Path], source: str = "report-importer", aliases: Path | None = None,
               progress: bool = True) -> ImportSummary:
-    """Parse and map every file, in order; unreadable files are recorded, not raised."""
+    """Parse every file, then map them oldest first; unreadable files are recorded, not raised."""
     registry = ProgramRegistry(load_aliases(aliases))
     summary = ImportSummary()
     bar = Progress(len(paths), progress)
-    previous: list[AnyEnvelope] = []
-    for path in paths:
+    parsed: list[tuple[int, ParsedReport]] = []
+    texts: dict[int, str] = {}
+    for index, path in enumerate(paths):
         name = Path(path).name
         try:
             raw = Path(path).read_bytes()
@@ -101,13 +118,16 @@ def map_files(paths: Sequence[Path], source: str = "report-importer", aliases: P
             summary.documents.append(doc)
             bar.step(name)
             continue
-        report = parse_text(text, str(path))
-        result = map_report(report, registry, source, text)
+        parsed.append((index, parse_text(text, str(path))))
+        texts[index] = text
+        bar.step(name)
+    previous: list[AnyEnvelope] = []
+    for index, report in chronological(parsed):
+        result = map_report(report, registry, source, texts[index])
         if report.kind == "business_report":
             cancelled_milestones(previous, result)
             previous = [e for e in previous if e.key not in {x.key for x in result.envelopes}] + result.envelopes
         summary.documents.append(result)
-        bar.step(name)
     return summary
 
 
