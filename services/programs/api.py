@@ -1,83 +1,205 @@
-"""Programs read API: the register, one program's timeline, overdue and upcoming milestones."""
+"""Programs read API: the register (paged, by division and status), one program's timeline
+with history, targets with progress and open alerts; overdue, upcoming and to-review lists."""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query
-from sqlmodel import col, select
+from sqlmodel import Session, col, func, select
 
 from services.common.runtime import Runtime
-from services.programs.service import Clock
-from services.programs.store import Milestone, MilestoneWindow, Program, Target
+from services.programs import domain
+from services.programs.service import Clock, Config, open_alerts
+from services.programs.store import (
+    Milestone,
+    MilestoneWindow,
+    Occurrence,
+    Program,
+    ProgramsAlert,
+    Target,
+    TargetProgress,
+)
+
+STATUSES = ("late", "at_risk", "on_track", "done", "no_schedule")
 
 
-def router(rt: Runtime, clock: Clock) -> APIRouter:
+def program_json(p: Program) -> dict[str, Any]:
+    return {
+        "program_id": p.program_id, "fiscal_year": p.fiscal_year, "title": p.title, "office": p.office,
+        "division": p.division, "team": p.team, "status": p.status, "registered": p.registered,
+        "contacts": p.contacts, "purpose": p.purpose, "method": p.method, "agency": p.agency,
+        "period_text": p.period_text, "period_start": p.period_start, "period_end": p.period_end,
+        "budget_program_ids": p.budget_program_ids, "source_ref": p.source_ref,
+    }
+
+
+def alert_json(a: ProgramsAlert) -> dict[str, Any]:
+    return {"fingerprint": a.fingerprint, "rule": a.rule, "severity": a.severity, "status": a.status,
+            "milestone_id": a.milestone_id, "occurrence": a.occurrence, "target_id": a.target_id,
+            "summary": a.summary, "figures": a.figures, "starts_at": a.starts_at, "updated_at": a.updated_at}
+
+
+def _occurrence_rows(s: Session, today: date, division: str | None, *, overdue: bool,
+                     days: int = 0) -> list[dict[str, Any]]:
+    stmt = (select(Occurrence, Milestone, Program)
+            .join(Milestone, (col(Milestone.program_id) == col(Occurrence.program_id))
+                  & (col(Milestone.milestone_id) == col(Occurrence.milestone_id)))
+            .join(Program, col(Program.program_id) == col(Occurrence.program_id))
+            .where(col(Occurrence.active), col(Occurrence.done).is_(False)))
+    if overdue:
+        stmt = stmt.where(Occurrence.overdue_level != "ok")
+    else:
+        stmt = stmt.where(col(Occurrence.window_end) >= today,
+                          col(Occurrence.window_end) <= today + timedelta(days=days))
+    if division:
+        stmt = stmt.where(Program.division == division)
+    out = []
+    for o, m, p in s.exec(stmt.order_by(col(Occurrence.window_end), col(Occurrence.program_id))).all():
+        assert o.window_end is not None
+        out.append({
+            "program_id": p.program_id, "program_title": p.title, "division": p.division, "office": p.office,
+            "milestone_id": m.milestone_id, "title": m.title, "occurrence": o.key or None,
+            "window_start": o.window_start, "window_end": o.window_end, "window_text": m.window_text,
+            "status": m.status, "overdue_level": o.overdue_level,
+            **({"days_late": (today - o.window_end).days} if overdue else
+               {"days_left": (o.window_end - today).days}),
+            "source_ref": m.source_ref,
+        })
+    return out
+
+
+def router(rt: Runtime, clock: Clock, cfg: Config | None = None) -> APIRouter:
     api = APIRouter(prefix="/v1/programs", tags=["programs"])
 
     @api.get("")
-    async def programs(division: str | None = None, fiscal_year: int | None = None,
+    async def programs(division: str | None = None, office: str | None = None,
+                       status: str | None = Query(None, description=" | ".join(STATUSES)),
+                       fiscal_year: int | None = None,
                        limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)) -> dict[str, Any]:
+        if status is not None and status not in STATUSES:
+            raise HTTPException(422, f"status must be one of {', '.join(STATUSES)}")
+
         def q() -> dict[str, Any]:
             stmt = select(Program)
             if division:
                 stmt = stmt.where(Program.division == division)
+            if office:
+                stmt = stmt.where(Program.office == office)
+            if status:
+                stmt = stmt.where(Program.status == status)
             if fiscal_year:
                 stmt = stmt.where(Program.fiscal_year == fiscal_year)
             with rt.db.read() as s:
+                total = s.exec(select(func.count()).select_from(stmt.subquery())).one()
                 rows = s.exec(stmt.order_by(col(Program.program_id)).offset(offset).limit(limit)).all()
-                return {"items": [r.model_dump() for r in rows], "offset": offset, "limit": limit}
+                ids = [r.program_id for r in rows]
+                counts: dict[str, dict[str, int]] = {i: {"milestones": 0, "overdue": 0, "needs_review": 0,
+                                                         "open_alerts": 0} for i in ids}
+                for m in s.exec(select(Milestone).where(col(Milestone.program_id).in_(ids))).all():
+                    c = counts[m.program_id]
+                    c["milestones"] += 1
+                    c["overdue"] += m.overdue_level != "ok"
+                    c["needs_review"] += m.needs_review
+                for a in open_alerts(s, ids):
+                    counts[a.program_id]["open_alerts"] += 1
+                items = [{**{k: v for k, v in program_json(r).items() if k in (
+                    "program_id", "fiscal_year", "title", "office", "division", "team", "status", "registered")},
+                    **counts[r.program_id]} for r in rows]
+                return {"as_of": clock(), "total": total, "offset": offset, "limit": limit, "items": items}
 
         return await asyncio.to_thread(q)
 
     @api.get("/overdue")
-    async def overdue() -> dict[str, Any]:
+    async def overdue(division: str | None = None) -> dict[str, Any]:
         def q() -> dict[str, Any]:
+            today = clock()
             with rt.db.read() as s:
-                rows = s.exec(select(Milestone).where(Milestone.overdue_level != "ok")
-                              .order_by(col(Milestone.window_end))).all()
-                return {"as_of": clock(), "items": [r.model_dump() for r in rows]}
+                return {"as_of": today, "items": _occurrence_rows(s, today, division, overdue=True)}
 
         return await asyncio.to_thread(q)
 
     @api.get("/upcoming")
-    async def upcoming(days: int = Query(14, ge=1, le=366)) -> dict[str, Any]:
+    async def upcoming(days: int = Query(14, ge=0, le=366), division: str | None = None) -> dict[str, Any]:
         def q() -> dict[str, Any]:
             today = clock()
             with rt.db.read() as s:
-                rows = s.exec(select(Milestone).where(
-                    col(Milestone.window_end) >= today, col(Milestone.window_end) <= today + timedelta(days=days),
-                    col(Milestone.status).not_in(["done", "cancelled"]),
-                ).order_by(col(Milestone.window_end))).all()
-                return {"as_of": today, "days": days, "items": [r.model_dump() for r in rows]}
+                return {"as_of": today, "days": days,
+                        "items": _occurrence_rows(s, today, division, overdue=False, days=days)}
+
+        return await asyncio.to_thread(q)
+
+    @api.get("/review")
+    async def review(division: str | None = None) -> dict[str, Any]:
+        """Milestones whose schedule text could not be judged: kept verbatim for staff."""
+        def q() -> dict[str, Any]:
+            stmt = (select(Milestone, Program).join(Program, col(Program.program_id) == col(Milestone.program_id))
+                    .where(col(Milestone.needs_review)))
+            if division:
+                stmt = stmt.where(Program.division == division)
+            with rt.db.read() as s:
+                rows = s.exec(stmt.order_by(col(Milestone.program_id), col(Milestone.milestone_id))).all()
+                return {"items": [{"program_id": p.program_id, "program_title": p.title, "division": p.division,
+                                   "milestone_id": m.milestone_id, "title": m.title, "window_text": m.window_text,
+                                   "reason": m.review_reason, "source_ref": m.source_ref} for m, p in rows]}
 
         return await asyncio.to_thread(q)
 
     @api.get("/{program_id}")
     async def program(program_id: str) -> dict[str, Any]:
         def q() -> dict[str, Any] | None:
+            today = clock()
             with rt.db.read() as s:
                 row = s.get(Program, program_id)
-                milestones = s.exec(select(Milestone).where(Milestone.program_id == program_id)
-                                    .order_by(col(Milestone.window_end))).all()
-                if row is None and not milestones:
+                if row is None:
                     return None
+                milestones = s.exec(select(Milestone).where(Milestone.program_id == program_id)).all()
                 windows = s.exec(select(MilestoneWindow).where(MilestoneWindow.program_id == program_id)
-                                 .order_by(col(MilestoneWindow.id))).all()
-                targets = s.exec(select(Target).where(Target.program_id == program_id)).all()
-                history: dict[str, list[dict[str, Any]]] = {}
-                for w in windows:
-                    history.setdefault(w.milestone_id, []).append(
-                        {"window_start": w.window_start, "window_end": w.window_end, "window_text": w.window_text,
-                         "recorded_at": w.recorded_at})
-                return {
-                    "program": row.model_dump() if row else {"program_id": program_id, "registered": False},
-                    "milestones": [{**m.model_dump(), "history": history.get(m.milestone_id, [])}
-                                   for m in milestones],
-                    "targets": [t.model_dump() for t in targets],
-                }
+                                 .order_by(col(MilestoneWindow.occurred_at), col(MilestoneWindow.id))).all()
+                occurrences = s.exec(select(Occurrence).where(Occurrence.program_id == program_id,
+                                                              col(Occurrence.active))
+                                     .order_by(col(Occurrence.window_start), col(Occurrence.key))).all()
+                targets = s.exec(select(Target).where(Target.program_id == program_id)
+                                 .order_by(col(Target.target_id))).all()
+                progress = s.exec(select(TargetProgress).where(TargetProgress.program_id == program_id)
+                                  .order_by(col(TargetProgress.as_of), col(TargetProgress.id))).all()
+                alerts = open_alerts(s, [program_id])
+            history: dict[str, list[dict[str, Any]]] = {}
+            for w in windows:
+                history.setdefault(w.milestone_id, []).append(
+                    {"window_start": w.window_start, "window_end": w.window_end, "window_text": w.window_text,
+                     "change": w.change, "applied": w.applied, "occurred_at": w.occurred_at,
+                     "source_ref": w.source_ref, "event_id": w.event_id})
+            occ: dict[str, list[dict[str, Any]]] = {}
+            for o in occurrences:
+                occ.setdefault(o.milestone_id, []).append(
+                    {"key": o.key or None, "window_start": o.window_start, "window_end": o.window_end,
+                     "done": o.done, "overdue_level": o.overdue_level})
+            prog: dict[str, list[dict[str, Any]]] = {}
+            for pr in progress:
+                prog.setdefault(pr.target_id, []).append(
+                    {"value": pr.value, "as_of": pr.as_of, "source_ref": pr.source_ref})
+            fallback = (row.period_start or date(row.fiscal_year, 1, 1),
+                        row.period_end or date(row.fiscal_year, 12, 31))
+            schedule = cfg.schedule if cfg else domain.ScheduleConfig()
+
+            def target_json(t: Target) -> dict[str, Any]:
+                e = domain.evaluate_target(t.state(fallback), today, schedule)
+                return {**t.model_dump(exclude={"as_of"}), "achieved": e.achieved, "expected": e.expected,
+                        "gap": e.gap, "progress": prog.get(t.target_id, [])}
+
+            ordered = sorted(milestones, key=lambda m: (m.window_start or m.window_end or date.max, m.milestone_id))
+            return {
+                "as_of": today,
+                "program": program_json(row),
+                "milestones": [{**m.model_dump(exclude={"review_flagged", "anchor_year", "as_of"}),
+                                "occurrences": occ.get(m.milestone_id, []),
+                                "history": history.get(m.milestone_id, [])} for m in ordered],
+                "targets": [target_json(t) for t in targets],
+                "alerts": [alert_json(a) for a in alerts],
+            }
 
         found = await asyncio.to_thread(q)
         if found is None:

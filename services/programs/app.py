@@ -14,13 +14,14 @@ from services.programs.store import ProgramsOutbox
 def build(settings: Settings, *, start_broker: bool = True, clock: service.Clock | None = None) -> FastAPI:
     rt = Runtime.create("programs", settings)
     clock = clock or service.clock_from_settings(settings)
+    cfg = service.Config.from_settings(settings)
     relay = OutboxRelay(rt.db, ProgramsOutbox, rt.publish_raw)
-    handlers.register(rt, relay, service.Config.from_settings(settings), clock)
+    handlers.register(rt, relay, cfg, clock)
     rt.background.append(lambda: relay.run(settings.relay_interval_s * 4))
     app = http_app(rt, "execwatch programs", start_broker=start_broker)
-    app.include_router(api.router(rt, clock))
+    app.include_router(api.router(rt, clock, cfg))
     return app
 
 
-def main() -> None:
-    serve(build, "programs", get_settings())
+def main(settings: Settings | None = None) -> None:
+    serve(build, "programs", settings or get_settings())

@@ -1,5 +1,5 @@
 """Programs' Kafka side: program events in (batches); alerts out through the outbox; the
-time-driven overdue check runs on a schedule beside the consumer."""
+time-driven checks run on a schedule beside the consumer, on the injected clock."""
 
 from __future__ import annotations
 
@@ -10,38 +10,41 @@ from services.common.consumer import consume
 from services.common.db import OutboxRelay
 from services.common.logging import get_logger
 from services.common.runtime import Runtime
-from services.programs import service
-from services.programs.metrics import record
+from services.programs import metrics, service
 
 log = get_logger(__name__)
 
 
 def register(rt: Runtime, relay: OutboxRelay, cfg: service.Config, clock: service.Clock) -> None:
     async def after_commit(result: service.BatchResult) -> None:
-        record(result)
+        metrics.record(result)
         if result.alerts:
             await relay.flush()
+        if result.applied:
+            await asyncio.to_thread(metrics.refresh, rt.db)
 
     consume(
         rt,
         [PROGRAMS.name],
-        group_id="execwatch-programs",
+        group_id=rt.settings.programs_group_id,
         apply=lambda events: service.apply_batch(rt.db, cfg, events, clock()),
         after_commit=after_commit,
         title="programs.events",
-        description="Program register, milestones and targets; emits schedule alerts",
+        description="Program register, milestones and targets; emits schedule and target alerts",
     )
 
     async def periodic_check() -> None:
         while True:
             try:
-                fired = await asyncio.to_thread(service.check_all, rt.db, cfg, clock())
-                if fired:
+                result = await asyncio.to_thread(service.check_all, rt.db, cfg, clock())
+                metrics.record(result)
+                if result.alerts:
                     await relay.flush()
+                await asyncio.to_thread(metrics.refresh, rt.db)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # database down: try again next round
-                log.warning("overdue check failed", error=str(exc))
+            except Exception as exc:  # database or broker down: try again next round
+                log.warning("programs check failed", error=str(exc))
             await asyncio.sleep(rt.settings.check_interval_s)
 
     rt.background.append(periodic_check)

@@ -1,29 +1,47 @@
-"""Programs use cases: apply a batch of program events; run the time-driven checks."""
+"""Programs use cases: apply a batch of program events; run the time-driven checks; replay.
+
+Both paths end in `_reconcile`: for every occurrence and target of a program it asks the domain
+what each alert should be today and compares that with the last state emitted (programs_alert),
+emitting only the difference. Alert event ids are (fingerprint, status, severity, seq), seq
+counting the emissions of that fingerprint, so the same history replayed — into this database
+or a fresh one — yields the same ids and notify drops what it has already seen.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from contracts import AnyEvent, MilestoneSetEvent, ProgramRegisteredEvent, TargetSetEvent
 from contracts.alerts import Alert, fingerprint
+from contracts.programs import SourceRef
 from services.common.alerting import alert_row
-from services.common.db import Database, seen_event_ids
+from services.common.db import Database, seen_event_ids, utcnow
 from services.common.settings import Settings
 from services.programs import domain
 from services.programs.store import (
+    CheckClock,
     Milestone,
     MilestoneWindow,
+    Occurrence,
     Program,
+    ProgramsAlert,
     ProgramsInbox,
     ProgramsOutbox,
     Target,
+    TargetProgress,
 )
 
 Clock = Callable[[], date]
+#: Serialises the batch path and the periodic check across instances on PostgreSQL, so two
+#: transactions never decide the same alert transition at once.
+ADVISORY_LOCK = 0x70726F67
 
 
 @dataclass
@@ -31,7 +49,9 @@ class BatchResult:
     applied: int = 0
     duplicates: int = 0
     ignored: int = 0
+    stale: int = 0
     alerts: int = 0
+    by_rule: Counter[tuple[str, str]] = field(default_factory=Counter)  # (rule, status) -> count
 
 
 @dataclass(frozen=True)
@@ -41,7 +61,15 @@ class Config:
 
     @classmethod
     def from_settings(cls, s: Settings) -> Config:
-        return cls(domain.ScheduleConfig(grace_days=s.overdue_grace_days), s.topic_prefix)
+        return cls(domain.ScheduleConfig(
+            grace_days=s.overdue_grace_days,
+            warning_after_days=s.overdue_warning_after_days,
+            critical_after_days=s.overdue_critical_after_days,
+            moved_critical_days=s.moved_critical_days,
+            reminder_days=tuple(sorted({d for d in s.deadline_reminder_days if d >= 0}, reverse=True)),
+            target_tolerance=s.target_tolerance_pp,
+            target_critical_gap=s.target_critical_gap_pp,
+        ), s.topic_prefix)
 
 
 def clock_from_settings(s: Settings) -> Clock:
@@ -51,14 +79,37 @@ def clock_from_settings(s: Settings) -> Clock:
     return lambda: datetime.now(UTC).date()
 
 
+def _lock(session: Session) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        session.exec(sa.text("SELECT pg_advisory_xact_lock(:k)").bindparams(k=ADVISORY_LOCK))  # type: ignore[call-overload]
+
+
+# --- the batch path ------------------------------------------------------------------------------
+
+
 def apply_batch(db: Database, cfg: Config, events: list[AnyEvent], today: date) -> BatchResult:
     with db.unit_of_work() as session:
+        _lock(session)
         return _apply(session, cfg, events, today)
+
+
+def _effective_day(session: Session, today: date, advance: bool) -> date | None:
+    """`today`, or the latest day already judged when the clock is behind it (None for a
+    check that would go back in time: it has nothing to add)."""
+    row = session.get(CheckClock, "checks")
+    if row is not None and today < row.checked_through:
+        return None if advance else row.checked_through
+    if advance:
+        row = row or CheckClock(name="checks", checked_through=today)
+        row.checked_through = today
+        session.add(row)
+    return today
 
 
 def _apply(session: Session, cfg: Config, events: list[AnyEvent], today: date) -> BatchResult:
     result = BatchResult()
     seen = seen_event_ids(session, ProgramsInbox, [str(e.event_id) for e in events])
+    day = _effective_day(session, today, advance=False) or today
     for event in events:
         event_id = str(event.event_id)
         if event_id in seen:
@@ -66,138 +117,454 @@ def _apply(session: Session, cfg: Config, events: list[AnyEvent], today: date) -
             continue
         seen.add(event_id)
         if isinstance(event, ProgramRegisteredEvent):
-            _register(session, event)
+            _register(session, event, result)
         elif isinstance(event, MilestoneSetEvent):
-            result.alerts += _set_milestone(session, cfg, event, today)
+            _set_milestone(session, cfg, event, result)
         elif isinstance(event, TargetSetEvent):
-            _set_target(session, event)
+            _set_target(session, event, result)
         else:
             result.ignored += 1
             continue
         session.add(ProgramsInbox(event_id=event_id))
         session.flush()
         result.applied += 1
+        # Decided after every event, not once per batch: how the stream was cut into batches
+        # must not change which alerts are emitted (a replay must give the same event ids).
+        _reconcile(session, cfg, day, [event.key], result)
     return result
 
 
-def _register(session: Session, event: ProgramRegisteredEvent) -> None:
-    p = event.payload
-    row = session.get(Program, p.program_id) or Program(program_id=p.program_id, fiscal_year=p.fiscal_year,
-                                                         title=p.title)
-    data = p.model_dump(mode="json", exclude={"program_id"})
-    for name, value in data.items():
-        setattr(row, name, value)
-    session.add(row)
+def _ref(ref: SourceRef | None) -> dict[str, Any] | None:
+    return ref.model_dump(mode="json") if ref else None
 
 
-def _set_milestone(session: Session, cfg: Config, event: MilestoneSetEvent, today: date) -> int:
-    p = event.payload
-    row = session.get(Milestone, (p.program_id, p.milestone_id))
-    alerts = 0
-    window_changed = row is None or (row.window_start, row.window_end) != (p.window_start, p.window_end)
-    if row is not None and window_changed and domain.moved_later(row.window_end, p.window_end):
-        assert row.window_end is not None
-        session.add(_moved_alert(session, cfg, row, p.window_start, p.window_end, event.occurred_at))
-        alerts += 1
+def _placeholder(session: Session, program_id: str, year: int) -> Program:
+    """Milestones may overtake their program's registration (another producer, another order)."""
+    row = session.get(Program, program_id)
     if row is None:
-        row = Milestone(program_id=p.program_id, milestone_id=p.milestone_id, title=p.title)
-    for name in ("title", "window_start", "window_end", "window_text", "recurrence", "status", "actual_end",
-                 "needs_review"):
-        setattr(row, name, getattr(p, name))
-    row.source_ref = p.source_ref.model_dump() if p.source_ref else None
-    session.add(row)
-    if window_changed:
-        session.add(MilestoneWindow(program_id=p.program_id, milestone_id=p.milestone_id,
-                                    window_start=p.window_start, window_end=p.window_end,
-                                    window_text=p.window_text, event_id=str(event.event_id)))
-    alerts += _check_overdue(session, cfg, row, today)
-    return alerts
+        row = Program(program_id=program_id, fiscal_year=year, title=program_id, registered=False)
+        session.add(row)
+    return row
 
 
-def _set_target(session: Session, event: TargetSetEvent) -> None:
+def _register(session: Session, event: ProgramRegisteredEvent, result: BatchResult) -> None:
     p = event.payload
-    row = session.get(Target, (p.program_id, p.target_id)) or Target(
-        program_id=p.program_id, target_id=p.target_id, activity=p.activity, target_value=p.target_value,
-        unit=p.unit)
-    for name, value in p.model_dump(exclude={"program_id", "target_id", "source_ref"}).items():
-        setattr(row, name, value)
+    row = session.get(Program, p.program_id)
+    if row is not None and row.registered_at is not None and event.occurred_at < _aware(row.registered_at):
+        result.stale += 1  # an older report's register entry: the newer one stands
+        return
+    if row is None:
+        row = Program(program_id=p.program_id, fiscal_year=p.fiscal_year, title=p.title)
+    row.fiscal_year, row.title, row.office, row.division, row.team = (p.fiscal_year, p.title, p.office,
+                                                                      p.division, p.team)
+    row.contacts = [c.model_dump(mode="json") for c in p.contacts]
+    row.purpose, row.method, row.agency, row.period_text = p.purpose, p.method, p.agency, p.period_text
+    row.period_start, row.period_end = p.period_start, p.period_end
+    row.budget_program_ids = list(p.budget_program_ids)
+    row.source_ref = _ref(p.source_ref)
+    row.registered, row.registered_at, row.updated_at = True, event.occurred_at, utcnow()
     session.add(row)
 
 
-def check_all(db: Database, cfg: Config, today: date) -> int:
-    """The time-driven pass: every milestone that may have changed level since the last pass."""
-    with db.unit_of_work() as session:
-        rows = session.exec(select(Milestone).where(
-            col(Milestone.window_end).is_not(None),
-            (col(Milestone.window_end) < today) | (Milestone.overdue_level != "ok"),
-        )).all()
-        return sum(_check_overdue(session, cfg, row, today) for row in rows)
+def _change(old_end: date | None, new_end: date | None) -> str:
+    if domain.moved_later(old_end, new_end):
+        return "open_ended" if new_end is None else "later"
+    if old_end is not None and new_end is not None and new_end < old_end:
+        return "earlier"
+    return "changed"
 
 
-def _check_overdue(session: Session, cfg: Config, row: Milestone, today: date) -> int:
-    level, change = domain.overdue_change(row.state(), today, cfg.schedule)
-    if change is None:
-        return 0
-    row.overdue_level = level
+def _set_milestone(session: Session, cfg: Config, event: MilestoneSetEvent, result: BatchResult) -> None:
+    p = event.payload
+    program = _placeholder(session, p.program_id, (p.window_start or p.window_end or event.occurred_at).year)
+    row = session.get(Milestone, (p.program_id, p.milestone_id))
+    window = (p.window_start, p.window_end)
+    history: dict[str, Any] = dict(program_id=p.program_id, milestone_id=p.milestone_id, window_start=p.window_start,
+                   window_end=p.window_end, window_text=p.window_text, event_id=str(event.event_id),
+                   occurred_at=event.occurred_at, source_ref=_ref(p.source_ref))
+    if row is not None and row.as_of is not None and event.occurred_at < _aware(row.as_of):
+        _older_report(session, cfg, program, row, event, history, result)
+        return
+    if row is None:
+        row = Milestone(program_id=p.program_id, milestone_id=p.milestone_id, title=p.title,
+                        baseline_end=p.window_end)
+        session.add(MilestoneWindow(**history, change="initial"))
+    elif (row.window_start, row.window_end) != window:
+        if domain.moved_later(row.window_end, p.window_end) and p.status not in domain.CLOSED:
+            _fire_moved(session, cfg, program, row, p.window_start, p.window_end, p.window_text, event.occurred_at,
+                        _ref(p.source_ref), result)
+        session.add(MilestoneWindow(**history, change=_change(row.window_end, p.window_end)))
+    row.title, row.window_start, row.window_end, row.window_text = p.title, p.window_start, p.window_end, p.window_text
+    row.recurrence, row.status, row.actual_start, row.actual_end = (p.recurrence, p.status, p.actual_start,
+                                                                    p.actual_end)
+    row.review_flagged = p.needs_review
+    if row.baseline_end is None:
+        row.baseline_end = p.window_end  # the first dated plan is what slips are measured from
+    row.source_ref = _ref(p.source_ref)
+    row.as_of, row.updated_at = event.occurred_at, utcnow()
     session.add(row)
-    session.add(_overdue_alert(session, cfg, row, level, change, today))
-    return 1
 
 
-def _program(session: Session, program_id: str) -> Program | None:
-    return session.get(Program, program_id)
+def _older_report(session: Session, cfg: Config, program: Program, row: Milestone, event: MilestoneSetEvent,
+                  history: dict[str, Any], result: BatchResult) -> None:
+    """An older report arriving after a newer one: its window joins the history; when it is the
+    earliest plan known and ended sooner than today's plan, that is a slip found late."""
+    result.stale += 1
+    p = event.payload
+    earliest = session.exec(select(sa.func.min(MilestoneWindow.occurred_at)).where(
+        MilestoneWindow.program_id == p.program_id, MilestoneWindow.milestone_id == p.milestone_id)).one()
+    session.add(MilestoneWindow(**history, change="older_report", applied=False))
+    if earliest is not None and _aware(earliest) <= event.occurred_at:
+        return
+    if p.window_end is not None:
+        row.baseline_end = p.window_end
+    if domain.moved_later(p.window_end, row.window_end) and row.status not in domain.CLOSED:
+        old = Milestone(program_id=row.program_id, milestone_id=row.milestone_id, title=row.title,
+                        window_start=p.window_start, window_end=p.window_end, baseline_end=p.window_end)
+        _fire_moved(session, cfg, program, old, row.window_start, row.window_end, row.window_text,
+                    event.occurred_at, row.source_ref, result)
+    session.add(row)
 
 
-def _labels(row: Milestone, rule: str) -> dict[str, str]:
-    return {"program_id": row.program_id, "milestone_id": row.milestone_id, "rule": rule}
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; they were stored as UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _alert(session: Session, row: Milestone, rule: str, status: str, severity: str, summary: str,
-           figures: dict[str, object], at: datetime) -> Alert:
-    program = _program(session, row.program_id)
-    labels = _labels(row, rule)
-    return Alert(
-        fingerprint=fingerprint(rule, labels), rule=rule, status=status, severity=severity,  # type: ignore[arg-type]
-        program_id=row.program_id, program_title=program.title if program else None,
-        fiscal_year=program.fiscal_year if program else None,
-        office=program.office if program else None, division=program.division if program else None,
-        labels={**labels, **({"division": program.division} if program and program.division else {})},
-        summary=summary, figures={**figures, "milestone": row.title},  # type: ignore[dict-item]
-        starts_at=at, ends_at=at if status == "resolved" else None, generator="programs",
-    )
-
-
-def _overdue_alert(session: Session, cfg: Config, row: Milestone, level: str, change: str,
-                   today: date) -> ProgramsOutbox:
-    at = datetime.combine(today, time(0), tzinfo=UTC)
-    late = domain.days_late(row.state(), today, cfg.schedule)
-    program = _program(session, row.program_id)
-    title = program.title if program else row.program_id
-    if change == "resolve":
-        summary = f"{title}: '{row.title}' 일정 지연이 해소되었습니다"
-        status, severity = "resolved", "info"
+def _set_target(session: Session, event: TargetSetEvent, result: BatchResult) -> None:
+    p = event.payload
+    _placeholder(session, p.program_id, (p.period_start or p.period_end or event.occurred_at).year)
+    row = session.get(Target, (p.program_id, p.target_id))
+    if p.progress_value is not None:
+        session.add(TargetProgress(program_id=p.program_id, target_id=p.target_id, value=p.progress_value,
+                                   as_of=p.progress_as_of or event.occurred_at.date(), event_id=str(event.event_id),
+                                   occurred_at=event.occurred_at, source_ref=_ref(p.source_ref)))
+    stale = row is not None and row.as_of is not None and event.occurred_at < _aware(row.as_of)
+    if row is None:
+        row = Target(program_id=p.program_id, target_id=p.target_id, activity=p.activity,
+                     target_value=p.target_value, unit=p.unit)
+    if stale:
+        result.stale += 1
     else:
-        assert row.window_end is not None
-        summary = domain.overdue_summary(title, row.title, row.window_end, late)
-        status, severity = "firing", level
-    figures = {"window_end": row.window_end.isoformat() if row.window_end else None, "days_late": late}
-    alert = _alert(session, row, "milestone_overdue", status, severity, summary, figures, at)
-    return alert_row(ProgramsOutbox, alert, at, cfg.topic_prefix, row.window_end, today if change == "fire" else "")
+        row.activity, row.period_start, row.period_end = p.activity, p.period_start, p.period_end
+        row.target_value, row.unit, row.source_ref = p.target_value, p.unit, _ref(p.source_ref)
+        row.as_of = event.occurred_at
+    session.add(row)
+    session.flush()
+    # The current progress is the latest report by its own date, whatever order reports came in.
+    latest = session.exec(select(TargetProgress).where(
+        TargetProgress.program_id == p.program_id, TargetProgress.target_id == p.target_id,
+    ).order_by(col(TargetProgress.as_of).desc(), col(TargetProgress.occurred_at).desc(),
+               col(TargetProgress.id).desc()).limit(1)).first()
+    if latest is not None:
+        row.progress_value, row.progress_as_of = latest.value, latest.as_of
 
 
-def _moved_alert(session: Session, cfg: Config, row: Milestone, new_start: date | None,
-                 new_end: date | None, at: datetime) -> ProgramsOutbox:
-    assert row.window_end is not None
-    program = _program(session, row.program_id)
-    title = program.title if program else row.program_id
-    figures = {
-        "old_start": row.window_start.isoformat() if row.window_start else None,
-        "old_end": row.window_end.isoformat(),
-        "new_start": new_start.isoformat() if new_start else None,
-        "new_end": new_end.isoformat() if new_end else None,
-        "days_moved": (new_end - row.window_end).days if new_end else None,
+# --- the time-driven path ------------------------------------------------------------------------
+
+
+def check_all(db: Database, cfg: Config, today: date) -> BatchResult:
+    """The scheduled pass over every program (also what `--as-of` and replays run)."""
+    result = BatchResult()
+    with db.unit_of_work() as session:
+        _lock(session)
+        if _effective_day(session, today, advance=True) is not None:
+            _reconcile(session, cfg, today, None, result)
+    return result
+
+
+def replay(db: Database, cfg: Config, start: date, end: date) -> BatchResult:
+    """Re-run the checks for each day of [start, end], in order, as the clock would have: each
+    day commits on its own, and a day already checked emits nothing new."""
+    total = BatchResult()
+    day = start
+    while day <= end:
+        r = check_all(db, cfg, day)
+        total.alerts += r.alerts
+        total.by_rule.update(r.by_rule)
+        day += timedelta(days=1)
+    return total
+
+
+@dataclass
+class _Loaded:
+    programs: dict[str, Program]
+    milestones: dict[str, list[Milestone]]
+    occurrences: dict[tuple[str, str], dict[str, Occurrence]]
+    targets: dict[str, list[Target]]
+    alerts: dict[str, ProgramsAlert]
+
+
+def _load(session: Session, program_ids: list[str] | None) -> _Loaded:
+    def where(stmt: Any, table: Any) -> Any:
+        return stmt if program_ids is None else stmt.where(col(table.program_id).in_(program_ids))
+
+    programs = {p.program_id: p for p in session.exec(where(select(Program), Program)).all()}
+    milestones: dict[str, list[Milestone]] = {}
+    for m in session.exec(where(select(Milestone), Milestone).order_by(col(Milestone.milestone_id))).all():
+        milestones.setdefault(m.program_id, []).append(m)
+    occurrences: dict[tuple[str, str], dict[str, Occurrence]] = {}
+    for o in session.exec(where(select(Occurrence), Occurrence)).all():
+        occurrences.setdefault((o.program_id, o.milestone_id), {})[o.key] = o
+    targets: dict[str, list[Target]] = {}
+    for t in session.exec(where(select(Target), Target).order_by(col(Target.target_id))).all():
+        targets.setdefault(t.program_id, []).append(t)
+    alerts = {a.fingerprint: a for a in session.exec(where(select(ProgramsAlert), ProgramsAlert)).all()}
+    return _Loaded(programs, milestones, occurrences, targets, alerts)
+
+
+def _reconcile(session: Session, cfg: Config, today: date, program_ids: list[str] | None,
+               result: BatchResult) -> None:
+    if program_ids is not None and not program_ids:
+        return
+    data = _load(session, program_ids)
+    ids = sorted(set(data.programs) | set(data.milestones) | set(data.targets))
+    at = datetime.combine(today, time(0), tzinfo=UTC)
+    by_program: dict[str, list[ProgramsAlert]] = {}
+    for a in data.alerts.values():
+        by_program.setdefault(a.program_id, []).append(a)
+    for pid in ids:
+        program = data.programs.get(pid)
+        ctx = _Emitter(session, cfg, program, pid, data.alerts, at, result)
+        statuses: list[str] = []
+        for m in data.milestones.get(pid, []):
+            _reconcile_milestone(session, cfg, ctx, m, data.occurrences.get((pid, m.milestone_id), {}), today)
+            statuses.append(m.status)
+        for t in data.targets.get(pid, []):
+            _reconcile_target(cfg, ctx, t, program, today)
+            session.add(t)
+        if program is not None:
+            open_rules: dict[str, str] = {}
+            for a in by_program.get(pid, []) + ctx.created:
+                if a.status == "firing":
+                    best = open_rules.get(a.rule, "ok")
+                    if domain.SEVERITY_RANK[a.severity] > domain.SEVERITY_RANK[best]:
+                        open_rules[a.rule] = a.severity
+            status = domain.program_status(open_rules, statuses)
+            if program.status != status:
+                program.status = status
+                session.add(program)
+
+
+def _reconcile_milestone(session: Session, cfg: Config, ctx: _Emitter, m: Milestone,
+                         existing: dict[str, Occurrence], today: date) -> None:
+    program = ctx.program
+    if program is not None and program.registered:
+        m.anchor_year = program.fiscal_year
+    state = m.state()
+    review = domain.needs_review(state, m.review_flagged)
+    m.needs_review, m.review_reason = review is not None, review
+    wanted = {o.key: o for o in domain.occurrences(state)}
+    for key, occ in wanted.items():
+        row = existing.get(key)
+        if row is None:
+            row = existing[key] = Occurrence(program_id=m.program_id, milestone_id=m.milestone_id, key=key)
+        row.window_start, row.window_end, row.active = occ.start, occ.end, True
+    for key, row in existing.items():
+        if key not in wanted:
+            row.active = False
+    worst = "ok"
+    for key in sorted(existing):
+        row = existing[key]
+        occ = domain.Occurrence(key, row.window_start, row.window_end)
+        row.done = domain.occurrence_done(state, occ)
+        settled = row.done or not row.active
+        late = domain.days_late(row.window_end, settled, today, cfg.schedule)
+        row.overdue_level = domain.overdue_severity(late, cfg.schedule)
+        if domain.SEVERITY_RANK[row.overdue_level] > domain.SEVERITY_RANK[worst]:
+            worst = row.overdue_level
+        ctx.overdue(m, row, late, today)
+        ctx.deadline(m, row, settled, today)
+        session.add(row)
+    m.overdue_level = worst
+    ctx.moved_settled(m)
+    session.add(m)
+
+
+def _reconcile_target(cfg: Config, ctx: _Emitter, t: Target, program: Program | None, today: date) -> None:
+    fallback: tuple[date | None, date | None] = (None, None)
+    if program is not None:
+        year = program.fiscal_year
+        fallback = (program.period_start or date(year, 1, 1), program.period_end or date(year, 12, 31))
+    evaluation = domain.evaluate_target(t.state(fallback), today, cfg.schedule)
+    t.level = evaluation.level
+    ctx.target(t, evaluation)
+
+
+# --- alert transitions ---------------------------------------------------------------------------
+
+
+class _Emitter:
+    """Compares what an alert should be with what was last emitted for it, and emits the change."""
+
+    def __init__(self, session: Session, cfg: Config, program: Program | None, program_id: str,
+                 alerts: dict[str, ProgramsAlert], at: datetime, result: BatchResult) -> None:
+        self.session, self.cfg, self.program, self.program_id = session, cfg, program, program_id
+        self.alerts, self.at, self.result = alerts, at, result
+        self.created: list[ProgramsAlert] = []
+
+    @property
+    def title(self) -> str:
+        return self.program.title if self.program else self.program_id
+
+    def _labels(self, rule: str, **parts: str | None) -> dict[str, str]:
+        return {"program_id": self.program_id, "rule": rule, **{k: v for k, v in parts.items() if v}}
+
+    def current(self, rule: str, labels: dict[str, str]) -> ProgramsAlert | None:
+        return self.alerts.get(fingerprint(rule, labels))
+
+    def emit(self, rule: str, labels: dict[str, str], status: str, severity: str, summary: str,
+             figures: dict[str, Any], *, at: datetime | None = None, milestone: Milestone | None = None,
+             target_id: str | None = None, stage: int | None = None, ref_end: date | None = None) -> None:
+        at = at or self.at
+        fp = fingerprint(rule, labels)
+        row = self.alerts.get(fp)
+        if row is None:
+            row = self.alerts[fp] = ProgramsAlert(
+                fingerprint=fp, rule=rule, program_id=self.program_id, status=status, severity=severity,
+                milestone_id=milestone.milestone_id if milestone else None, occurrence=labels.get("occurrence"),
+                target_id=target_id, summary=summary, last_event_id="", starts_at=at, updated_at=at, episode=0)
+            self.created.append(row)
+        elif status == "firing" and row.status == "resolved":
+            row.starts_at = at
+        row.episode += 1  # seq of emissions of this fingerprint: part of the event id
+        row.status, row.summary, row.figures, row.updated_at = status, summary, _jsonable(figures), at
+        if status == "firing":
+            row.severity, row.stage, row.ref_end = severity, stage, ref_end
+        p = self.program
+        alert = Alert(
+            fingerprint=fp, rule=rule, status=status, severity=severity,
+            program_id=self.program_id, program_title=p.title if p and p.registered else None,
+            fiscal_year=p.fiscal_year if p and p.registered else None,
+            office=p.office if p else None, division=p.division if p else None,
+            labels={**labels, **({"division": p.division} if p and p.division else {})},
+            summary=summary, figures={**figures, **({"milestone": milestone.title} if milestone else {})},
+            starts_at=_aware(row.starts_at),
+            ends_at=at if status == "resolved" else None, generator="programs",
+        )
+        outbox = alert_row(ProgramsOutbox, alert, at, self.cfg.topic_prefix, row.episode)
+        row.last_event_id = outbox.event_id
+        self.session.add(row)
+        self.session.add(outbox)
+        self.result.alerts += 1
+        self.result.by_rule[(rule, status)] += 1
+
+    def resolve(self, rule: str, labels: dict[str, str], summary: str, figures: dict[str, Any],
+                milestone: Milestone | None = None, target_id: str | None = None) -> None:
+        self.emit(rule, labels, "resolved", "info", summary, figures, milestone=milestone, target_id=target_id)
+
+    # milestone overdue ------------------------------------------------------------------
+    def overdue(self, m: Milestone, o: Occurrence, late: int, today: date) -> None:
+        labels = self._labels("milestone_overdue", milestone_id=m.milestone_id, occurrence=o.key)
+        cur = self.current("milestone_overdue", labels)
+        figures: dict[str, Any] = {"window_start": _iso(o.window_start), "window_end": _iso(o.window_end),
+                                   "days_late": late, "occurrence": o.key or None, "as_of": today.isoformat()}
+        if o.overdue_level != "ok":
+            assert o.window_end is not None
+            changed = cur is None or cur.status == "resolved" or cur.severity != o.overdue_level
+            if changed or (cur is not None and cur.ref_end != o.window_end):
+                self.emit("milestone_overdue", labels, "firing", o.overdue_level,
+                          domain.overdue_summary(self.title, m.title, o.window_end, late, o.key), figures,
+                          milestone=m, ref_end=o.window_end)
+        elif cur is not None and cur.status == "firing":
+            why = ("완료" if m.status == "done" or o.done else "취소" if m.status == "cancelled"
+                   else "일정 변경" if o.active else "일정에서 제외")
+            self.resolve("milestone_overdue", labels,
+                         domain.overdue_resolved_summary(self.title, m.title, o.key, why),
+                         {**figures, "actual_end": _iso(m.actual_end)}, milestone=m)
+
+    # deadline approaching ---------------------------------------------------------------
+    def deadline(self, m: Milestone, o: Occurrence, settled: bool, today: date) -> None:
+        cfg = self.cfg.schedule
+        labels = self._labels("deadline_approaching", milestone_id=m.milestone_id, occurrence=o.key)
+        cur = self.current("deadline_approaching", labels)
+        stage = domain.reminder_stage(o.window_end, settled, today, cfg)
+        if stage is not None:
+            assert o.window_end is not None
+            fresh = cur is None or cur.status == "resolved" or cur.ref_end != o.window_end
+            if fresh or (cur is not None and cur.stage is not None and stage < cur.stage):
+                left = (o.window_end - today).days
+                self.emit("deadline_approaching", labels, "firing", domain.reminder_severity(stage, cfg),
+                          domain.deadline_summary(self.title, m.title, o.window_end, left, o.key),
+                          {"window_end": o.window_end.isoformat(), "days_left": left, "reminder": f"D-{stage}",
+                           "occurrence": o.key or None}, milestone=m, stage=stage, ref_end=o.window_end)
+            return
+        if cur is None or cur.status != "firing":
+            return
+        horizon = max(cfg.reminder_days, default=0)
+        gone = o.window_end is None or (o.window_end - today).days > horizon
+        # A passed deadline stays open beside the overdue alert; both close when the work is done.
+        if settled or gone:
+            why = "완료" if o.done else "취소" if m.status == "cancelled" else "일정 변경"
+            self.resolve("deadline_approaching", labels,
+                         f"{self.title}: '{m.title}'{domain._period(o.key)} 마감 임박 알림을 닫습니다({why})",
+                         {"window_end": _iso(o.window_end), "occurrence": o.key or None}, milestone=m)
+
+    # schedule moved ---------------------------------------------------------------------
+    def moved_settled(self, m: Milestone) -> None:
+        labels = self._labels("schedule_moved", milestone_id=m.milestone_id)
+        cur = self.current("schedule_moved", labels)
+        if cur is None or cur.status != "firing":
+            return
+        if m.status in domain.CLOSED or not domain.moved_later(m.baseline_end, m.window_end):
+            why = "완료" if m.status == "done" else "취소" if m.status == "cancelled" else "원래 일정으로 복귀"
+            self.resolve("schedule_moved", labels, f"{self.title}: '{m.title}' 일정 변경 알림을 닫습니다({why})",
+                         {"baseline_end": _iso(m.baseline_end), "window_end": _iso(m.window_end)}, milestone=m)
+
+    # target behind ----------------------------------------------------------------------
+    def target(self, t: Target, e: domain.TargetEvaluation) -> None:
+        labels = self._labels("target_behind", target_id=t.target_id)
+        cur = self.current("target_behind", labels)
+        figures: dict[str, Any] = {
+            "activity": t.activity, "target_value": t.target_value, "unit": t.unit,
+            "progress_value": t.progress_value, "progress_as_of": _iso(t.progress_as_of),
+            "achieved": e.achieved, "expected": e.expected, "gap": e.gap,
+        }
+        if e.level != "ok":
+            if cur is None or cur.status == "resolved" or cur.severity != e.level:
+                assert t.progress_value is not None
+                self.emit("target_behind", labels, "firing", e.level,
+                          domain.target_summary(self.title, t.activity, e, t.unit, t.target_value, t.progress_value),
+                          figures, target_id=t.target_id)
+        elif cur is not None and cur.status == "firing":
+            self.resolve("target_behind", labels,
+                         f"{self.title}: '{t.activity}' 목표 달성이 기간 경과에 따라잡았습니다"
+                         f"({e.achieved}% 달성, 경과율 {e.expected}%)" if e.achieved is not None else
+                         f"{self.title}: '{t.activity}' 목표 미달 알림을 닫습니다", figures, target_id=t.target_id)
+
+
+def _fire_moved(session: Session, cfg: Config, program: Program, old: Milestone, new_start: date | None,
+                new_end: date | None, new_text: str | None, at: datetime, source_ref: dict[str, Any] | None,
+                result: BatchResult) -> None:
+    """A slip found by an event: always news, whatever the schedule's state (one per move)."""
+    assert old.window_end is not None
+    alerts = {a.fingerprint: a for a in session.exec(select(ProgramsAlert).where(
+        ProgramsAlert.program_id == old.program_id, ProgramsAlert.rule == "schedule_moved")).all()}
+    ctx = _Emitter(session, cfg, program, old.program_id, alerts, at, result)
+    labels = ctx._labels("schedule_moved", milestone_id=old.milestone_id)
+    severity = domain.moved_severity(old.baseline_end or old.window_end, new_end, cfg.schedule)
+    figures: dict[str, Any] = {
+        "old_start": _iso(old.window_start), "old_end": old.window_end.isoformat(),
+        "new_start": _iso(new_start), "new_end": _iso(new_end), "new_text": new_text,
+        "days_moved": (new_end - old.window_end).days if new_end else None,
+        "baseline_end": _iso(old.baseline_end or old.window_end),
+        "days_slipped": domain.slipped_days(old.baseline_end or old.window_end, new_end),
+        "source_document": (source_ref or {}).get("document"), "source_section": (source_ref or {}).get("section"),
     }
-    alert = _alert(session, row, "schedule_moved", "firing", "warning",
-                   domain.moved_summary(title, row.title, row.window_end, new_end), figures, at)
-    return alert_row(ProgramsOutbox, alert, at, cfg.topic_prefix, row.window_end, new_end)
+    ctx.emit("schedule_moved", labels, "firing", severity,
+             domain.moved_summary(ctx.title, old.title, old.window_end, new_end), figures, at=at, milestone=old,
+             ref_end=new_end)
 
+
+def _iso(d: date | None) -> str | None:
+    return d.isoformat() if d else None
+
+
+def _jsonable(figures: dict[str, Any]) -> dict[str, Any]:
+    return {k: (str(v) if not isinstance(v, str | int | type(None)) else v) for k, v in figures.items()}
+
+
+def open_alerts(session: Session, program_ids: Iterable[str]) -> list[ProgramsAlert]:
+    return list(session.exec(select(ProgramsAlert).where(
+        col(ProgramsAlert.program_id).in_(list(program_ids)), ProgramsAlert.status == "firing",
+    ).order_by(col(ProgramsAlert.starts_at))).all())

@@ -32,7 +32,7 @@ class Program(SQLModel, table=True):
     source_ref: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=Moment)
     # False while only milestones or targets of the program are known (title = id until it registers).
-    registered: bool = Field(default=True, sa_column_kwargs={"server_default": sa.true()})
+    registered: bool = Field(default=True, sa_column_kwargs={"server_default": sa.text("true")})
     period_start: date | None = None
     period_end: date | None = None
     budget_program_ids: list[str] = Field(default_factory=list, sa_type=sa.JSON,
@@ -60,7 +60,8 @@ class Milestone(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_type=Moment)
     actual_start: date | None = None
     review_reason: str | None = None
-    review_flagged: bool = False  # the sender said the text could not be read (kept apart from our own reasons)
+    # the sender said the text could not be read (kept apart from our own reasons)
+    review_flagged: bool = Field(default=False, sa_column_kwargs={"server_default": sa.text("false")})
     anchor_year: int | None = None
     baseline_end: date | None = None  # the first planned end: slips are measured from it
     as_of: datetime | None = Field(default=None, sa_type=Moment)  # occurred_at of the state applied
@@ -85,8 +86,9 @@ class MilestoneWindow(SQLModel, table=True):
     recorded_at: datetime = Field(default_factory=utcnow, sa_type=Moment)
     occurred_at: datetime | None = Field(default=None, sa_type=Moment)
     source_ref: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
-    change: str = Field(default="initial", max_length=20)  # initial | later | earlier | open_ended | changed
-    applied: bool = Field(default=True, sa_column_kwargs={"server_default": sa.true()})  # False: older report
+    # initial | later | earlier | open_ended | changed | older_report
+    change: str = Field(default="initial", max_length=20, sa_column_kwargs={"server_default": "initial"})
+    applied: bool = Field(default=True, sa_column_kwargs={"server_default": sa.text("true")})  # False: older report
 
 
 class Occurrence(SQLModel, table=True):
@@ -159,6 +161,15 @@ class ProgramsAlert(SQLModel, table=True):
     last_event_id: str = Field(max_length=36)
     starts_at: datetime = Field(sa_type=Moment)
     updated_at: datetime = Field(sa_type=Moment)
+
+
+class CheckClock(SQLModel, table=True):
+    """The latest date the checks judged: time only moves forward, so a replay of days already
+    checked (or a clock set back) cannot resolve what a later day found."""
+
+    __tablename__ = "programs_check_clock"
+    name: str = Field(primary_key=True, max_length=20)
+    checked_through: date
 
 
 class ProgramsInbox(InboxBase, table=True):
