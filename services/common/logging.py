@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
 from typing import Any
 
 import structlog
@@ -44,3 +45,11 @@ def configure_logging(level: str = "INFO", json: bool = True, service: str | Non
 def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:
     logger: structlog.stdlib.BoundLogger = structlog.get_logger(name)
     return logger
+
+
+@contextmanager
+def event_context(event_id: object, program_id: str | None, event_type: str | None = None) -> Iterator[None]:
+    """Bind the event being handled, so every log line about it says which event and program."""
+    with structlog.contextvars.bound_contextvars(event_id=str(event_id), program_id=program_id,
+                                                 event_type=event_type):
+        yield

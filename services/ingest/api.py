@@ -10,9 +10,12 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 
 from services.common.db import OutboxRelay
+from services.common.logging import get_logger
 from services.common.runtime import Runtime
 from services.ingest import domain, store
 from services.ingest.metrics import ACCEPTED, DUPLICATES, REJECTED
+
+log = get_logger(__name__)
 
 
 def router(rt: Runtime, relay: OutboxRelay) -> APIRouter:
@@ -37,6 +40,7 @@ def router(rt: Runtime, relay: OutboxRelay) -> APIRouter:
         events, rejections = domain.validate_batch(items, source)
         if rejections:
             REJECTED.labels(path="http", reason="contract").inc(len({r.index for r in rejections}))
+            log.info("events rejected", source=source, rejected=[r.as_dict() for r in rejections[:20]])
             return JSONResponse(
                 status_code=422,
                 content={
@@ -45,6 +49,8 @@ def router(rt: Runtime, relay: OutboxRelay) -> APIRouter:
                 },
             )
         accepted, duplicates = await asyncio.to_thread(_store, rt, events)
+        log.info("events accepted", source=source, accepted=len(accepted), duplicates=len(duplicates),
+                 event_ids=accepted[:20], program_ids=sorted({e.key for e in events})[:20])
         ACCEPTED.labels(path="http").inc(len(accepted))
         DUPLICATES.labels(path="http").inc(len(duplicates))
         relay.wake()

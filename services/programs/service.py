@@ -23,6 +23,7 @@ from contracts.alerts import Alert, fingerprint
 from contracts.programs import SourceRef
 from services.common.alerting import alert_row
 from services.common.db import Database, seen_event_ids, utcnow
+from services.common.logging import event_context
 from services.common.settings import Settings
 from services.programs import domain
 from services.programs.store import (
@@ -116,22 +117,27 @@ def _apply(session: Session, cfg: Config, events: list[AnyEvent], today: date) -
             result.duplicates += 1
             continue
         seen.add(event_id)
-        if isinstance(event, ProgramRegisteredEvent):
-            _register(session, event, result)
-        elif isinstance(event, MilestoneSetEvent):
-            _set_milestone(session, cfg, event, result)
-        elif isinstance(event, TargetSetEvent):
-            _set_target(session, event, result)
-        else:
-            result.ignored += 1
-            continue
-        session.add(ProgramsInbox(event_id=event_id))
-        session.flush()
-        result.applied += 1
-        # Decided after every event, not once per batch: how the stream was cut into batches
-        # must not change which alerts are emitted (a replay must give the same event ids).
-        _reconcile(session, cfg, day, [event.key], result)
+        with event_context(event_id, event.key, event.event_type):
+            _apply_one(session, cfg, event, day, result)
     return result
+
+
+def _apply_one(session: Session, cfg: Config, event: AnyEvent, day: date, result: BatchResult) -> None:
+    if isinstance(event, ProgramRegisteredEvent):
+        _register(session, event, result)
+    elif isinstance(event, MilestoneSetEvent):
+        _set_milestone(session, cfg, event, result)
+    elif isinstance(event, TargetSetEvent):
+        _set_target(session, event, result)
+    else:
+        result.ignored += 1
+        return
+    session.add(ProgramsInbox(event_id=str(event.event_id)))
+    session.flush()
+    result.applied += 1
+    # Decided after every event, not once per batch: how the stream was cut into batches
+    # must not change which alerts are emitted (a replay must give the same event ids).
+    _reconcile(session, cfg, day, [event.key], result)
 
 
 def _ref(ref: SourceRef | None) -> dict[str, Any] | None:

@@ -128,3 +128,14 @@ async def test_kafka_inbound_authenticates_and_dead_letters(app):
 def test_event_ids_are_unique_per_factory_call():
     assert f.snapshot()["event_id"] != f.snapshot()["event_id"]
     uuid.UUID(f.snapshot()["event_id"])
+
+
+async def test_ops_endpoints(app):
+    async with TestKafkaBroker(app.state.runtime.broker), running(app) as (client,):
+        spec = (await client.get("/asyncapi.json")).json()
+        channel = spec["channels"]["ingest.inbound"]
+        assert app.state.runtime.settings.topic("execwatch.inbound") in json.dumps(channel)
+        health = await client.get("/healthz")
+        assert health.json()["database"] is True
+        metrics = (await client.get("/metrics")).text
+        assert "execwatch_ingest_accepted_total" in metrics
