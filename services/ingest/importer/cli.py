@@ -1,8 +1,10 @@
 """`execwatch import FILE…`: parse reports, publish their facts through ingest, print a report.
 
-Files are taken in the order given (give the older report first): a program is matched to the
-ones earlier files registered, and a newer business report that prints a program's schedule
+Files are mapped oldest first (by reference year, kind and as-of date): a program is matched to
+the ones earlier files registered, and a newer business report that prints a program's schedule
 without one of its earlier milestones cancels that milestone (`milestone.set` status=cancelled).
+With `--state FILE`, what earlier runs learned (programs, the last business report's milestones)
+is remembered, so a report imported next month is matched against last month's.
 """
 
 from __future__ import annotations
@@ -18,8 +20,15 @@ from typing import Any, TextIO
 
 import httpx
 
+from contracts import parse_event
 from services.ingest.importer.events import AnyEnvelope, DocumentResult, cancelled_milestones, map_report
-from services.ingest.importer.identity import AliasError, ProgramRegistry, load_aliases
+from services.ingest.importer.identity import (
+    AliasError,
+    ProgramRegistry,
+    load_aliases,
+    registry_from_json,
+    registry_to_json,
+)
 from services.ingest.importer.model import Issue, ParsedReport
 from services.ingest.importer.publish import publish
 from services.ingest.importer.report import parse_text
@@ -41,6 +50,29 @@ def _default_token() -> str | None:
         return None
 
 
+def _default_state() -> Path | None:
+    value = os.environ.get("EXECWATCH_IMPORT_STATE", "var/import-state.json")
+    return Path(value) if value else None
+
+
+def load_state(path: Path | None, aliases: Path | None) -> tuple[ProgramRegistry, list[AnyEnvelope]]:
+    """The registry and last business-report milestones earlier runs saved (empty when none)."""
+    alias_list = load_aliases(aliases)
+    if path is None or not path.exists():
+        return ProgramRegistry(alias_list), []
+    data = json.loads(path.read_text("utf-8"))
+    milestones = [parse_event(m) for m in data.get("milestones", [])]
+    return registry_from_json(data.get("registry", {}), alias_list), milestones  # type: ignore[return-value]
+
+
+def save_state(path: Path, registry: ProgramRegistry, milestones: Sequence[AnyEnvelope]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"registry": registry_to_json(registry), "milestones": [m.model_dump(mode="json") for m in milestones]}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, ensure_ascii=False), "utf-8")
+    tmp.replace(path)  # atomic: a crash never leaves half a state file
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", type=Path, help="report text files (older first)")
     parser.add_argument("--dry-run", action="store_true", help="parse and show what would be published")
@@ -54,6 +86,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--aliases", type=Path, default=None, metavar="FILE",
                         help="YAML alias table: canonical program id -> names (see aliases.example.yaml)")
     parser.add_argument("--report", type=Path, default=None, metavar="FILE", help="also write the report as JSON")
+    parser.add_argument("--state", type=Path, default=_default_state(), metavar="FILE",
+                        help="remember programs and milestones between runs (env EXECWATCH_IMPORT_STATE; "
+                             "default %(default)s); saved only after a complete publish")
     parser.add_argument("--quiet", action="store_true", help="no progress bar, only problems in the report")
 
 
@@ -93,9 +128,9 @@ def chronological(reports: list[tuple[int, ParsedReport]]) -> list[tuple[int, Pa
 
 
 def map_files(paths: Sequence[Path], source: str = "report-importer", aliases: Path | None = None,
-              progress: bool = True) -> ImportSummary:
+              progress: bool = True, state: Path | None = None) -> ImportSummary:
     """Parse every file, then map them oldest first; unreadable files are recorded, not raised."""
-    registry = ProgramRegistry(load_aliases(aliases))
+    registry, previous = load_state(state, aliases)
     summary = ImportSummary()
     bar = Progress(len(paths), progress)
     parsed: list[tuple[int, ParsedReport]] = []
@@ -121,24 +156,28 @@ def map_files(paths: Sequence[Path], source: str = "report-importer", aliases: P
         parsed.append((index, parse_text(text, str(path))))
         texts[index] = text
         bar.step(name)
-    previous: list[AnyEnvelope] = []
     for index, report in chronological(parsed):
         result = map_report(report, registry, source, texts[index])
         if report.kind == "business_report":
             cancelled_milestones(previous, result)
             previous = [e for e in previous if e.key not in {x.key for x in result.envelopes}] + result.envelopes
         summary.documents.append(result)
+    summary.registry, summary.last_milestones = registry, [e for e in previous if e.event_type == "milestone.set"]
     return summary
 
 
 def import_files(paths: Sequence[Path], ingest_url: str, token: str, source: str = "report-importer",
                  dry_run: bool = False, aliases: Path | None = None, progress: bool = True,
-                 client: httpx.Client | None = None) -> ImportSummary:
-    """Parse, map and (unless dry_run) publish; `client` lets tests route HTTP in-process."""
-    summary = map_files(paths, source, aliases, progress)
+                 client: httpx.Client | None = None, state: Path | None = None) -> ImportSummary:
+    """Parse, map and (unless dry_run) publish; `client` lets tests route HTTP in-process.
+    The state file is written only when everything was published, so a failed run is redone whole."""
+    summary = map_files(paths, source, aliases, progress, state)
     summary.dry_run = dry_run
     if not dry_run:
         summary.published = publish(summary.envelopes, ingest_url, token, client=client)
+        # Rejections are final (the contract refuses them again); an unreachable ingest is not.
+        if state is not None and summary.published.failed is None and summary.registry is not None:
+            save_state(state, summary.registry, summary.last_milestones)
     return summary
 
 
@@ -157,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         summary = import_files(paths, args.ingest_url, token or "", args.source, args.dry_run, args.aliases,
-                               progress=not args.quiet and not args.json)
+                               progress=not args.quiet and not args.json, state=args.state)
     except AliasError as exc:
         print(f"execwatch import: {exc}", file=sys.stderr)
         return 2

@@ -22,6 +22,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -171,3 +172,27 @@ class ProgramRegistry:
         later = bool(self.documents)
         self.documents.append(document)
         return later
+
+
+# --- state kept between import runs ------------------------------------------------------------------
+
+
+def registry_to_json(registry: ProgramRegistry) -> dict[str, Any]:
+    return {
+        "documents": registry.documents,
+        "programs": [
+            {"program_id": p.program_id, "division": p.division, "title": p.title, "names": sorted(p.names),
+             "original": p.original, "documents": sorted(p.documents)}
+            for p in registry.programs.values()
+        ],
+    }
+
+
+def registry_from_json(data: dict[str, Any], aliases: Iterable[Alias] = ()) -> ProgramRegistry:
+    registry = ProgramRegistry(aliases)
+    registry.documents = list(data.get("documents", []))
+    for p in data.get("programs", []):
+        registry.programs[p["program_id"]] = KnownProgram(
+            p["program_id"], p.get("division"), p["title"], set(p.get("names", [])), p.get("original"),
+            set(p.get("documents", [])))
+    return registry

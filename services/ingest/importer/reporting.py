@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.ingest.importer.events import AnyEnvelope, DocumentResult
+from services.ingest.importer.identity import ProgramRegistry
 from services.ingest.importer.model import Reconciliation
 from services.ingest.importer.publish import PublishResult
 
@@ -29,6 +30,8 @@ class ImportSummary:
     documents: list[DocumentResult] = field(default_factory=list)
     published: PublishResult | None = None  # None for a dry run
     dry_run: bool = False
+    registry: ProgramRegistry | None = None  # what the run knows, for the state file
+    last_milestones: list[AnyEnvelope] = field(default_factory=list)  # of the latest business reports
 
     @property
     def envelopes(self) -> list[AnyEnvelope]:
