@@ -57,9 +57,14 @@ def run_local(demo: bool = False, workdir: str = "var", clock: str | None = None
         if not env.get("EXECWATCH_SMTP_HOST"):
             sink = MailSink(maildir=work / "mail", echo=True).start()
             env["EXECWATCH_SMTP_HOST"], env["EXECWATCH_SMTP_PORT"] = "127.0.0.1", str(sink.port)
+            env.setdefault("EXECWATCH_NOTIFY_PUBLIC_URL", f"http://127.0.0.1:{env.get('EXECWATCH_NOTIFY_PORT', 8704)}")
             print(f"• Mail: local SMTP sink on 127.0.0.1:{sink.port}; messages saved in {work / 'mail'}")
         if demo and not clock and not env.get("EXECWATCH_CLOCK"):
             clock = "2025-02-15"  # the seed reports speak of early 2025: judge schedules as of then
+        if demo:
+            # Show mail within seconds, whatever the hour: staff defaults wait 30 s and hold at night.
+            env.setdefault("EXECWATCH_NOTIFY_GROUP_WAIT_S", "5")
+            env.setdefault("EXECWATCH_NOTIFY_QUIET_HOURS", "false")
         if clock:
             env["EXECWATCH_CLOCK"] = clock
             print(f"• Clock: programs judge schedules as of {clock}")
