@@ -19,7 +19,7 @@ def register(rt: Runtime, relay: OutboxRelay, cfg: service.Config) -> None:
     consume(
         rt,
         [BUDGET.name],
-        group_id="execwatch-budget",
+        group_id=rt.settings.budget_consumer_group,
         apply=lambda events: service.apply_batch(rt.db, cfg, events),
         after_commit=after_commit,
         title="budget.events",

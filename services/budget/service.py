@@ -41,8 +41,9 @@ from services.budget.store import (
     load_history,
     load_plan_rows,
     load_plans,
-    load_programs,
+    load_states,
     plan_of,
+    view_values,
 )
 from services.common.alerting import alert_row
 from services.common.db import Database, seen_event_ids, utcnow
@@ -98,7 +99,7 @@ def apply_batch(db: Database, cfg: Config, events: list[AnyEvent]) -> BatchResul
 
 def _key(event: AnyEvent) -> Key:
     p = event.payload
-    return (p.program_id, p.fiscal_year)  # type: ignore[union-attr]
+    return (p.program_id, int(p.fiscal_year))  # type: ignore[union-attr,arg-type]
 
 
 @dataclass
@@ -107,7 +108,7 @@ class _Batch:
 
     session: Session
     cfg: Config
-    rows: dict[Key, BudgetProgram]
+    held: dict[Key, int]  # programs already in the view, with their snapshot counts
     state: dict[Key, domain.ProgramBudget]
     plans: dict[Key, list[tuple[int, Decimal]]]
     history: dict[Key, dict[date, tuple[int, int]]]
@@ -136,12 +137,12 @@ def _apply(session: Session, cfg: Config, events: list[AnyEvent]) -> BatchResult
         return result
 
     keys = {_key(e) for e in fresh}
-    rows = load_programs(session, keys)
+    loaded = load_states(session, keys)
     plan_rows = load_plan_rows(session, {_key(e) for e in fresh if isinstance(e, ExecutionPlanSetEvent)} | keys)
     amendments = load_amendments(session, {_key(e) for e in fresh if isinstance(e, BudgetAmendedEvent)})
-    state = {k: r.to_domain() for k, r in rows.items()}
-    batch = _Batch(session, cfg, rows, state, {k: plan_of(r) for k, r in plan_rows.items()},
-                   _load_history(session, cfg, fresh, state))
+    state = {k: b for k, (b, _) in loaded.items()}
+    batch = _Batch(session, cfg, {k: n for k, (_, n) in loaded.items()}, state,
+                   {k: plan_of(r) for k, r in plan_rows.items()}, _load_history(session, cfg, fresh, state))
     now = utcnow()
 
     for event in fresh:
@@ -237,22 +238,26 @@ def _evaluate(batch: _Batch, key: Key, b: domain.ProgramBudget, cause: str,
 
 
 def _write(batch: _Batch, result: BatchResult, event_ids: list[str], now: datetime) -> None:
+    """One bulk UPDATE (executemany by primary key) and one bulk INSERT for the touched programs."""
     session = batch.session
-    for key in result.touched:
+    updates: list[dict[str, Any]] = []
+    inserts: list[dict[str, Any]] = []
+    for key in sorted(result.touched):
         b = batch.state[key]
-        row = batch.rows.get(key)
-        if row is None:
-            # Unknown programs are kept: the view fills in when their budget line arrives.
-            row = batch.rows[key] = BudgetProgram(program_id=key[0], fiscal_year=key[1])
-            session.add(row)
-        row.update_from(b)
+        values = view_values(b)
         ev = batch.last.get(key)
-        if ev is not None:
-            row.plan_rate, row.gap, row.projected_rate = ev.plan, ev.gap, ev.projected
-        row.snapshots = (row.snapshots or 0) + batch.snapshot_counts[key]
-        if row.original is None:
+        values.update(plan_rate=ev.plan if ev else None, gap=ev.gap if ev else None,
+                      projected_rate=ev.projected if ev else None, updated_at=now,
+                      snapshots=batch.held.get(key, 0) + batch.snapshot_counts[key])
+        # Unknown programs are kept: the view fills in when their budget line arrives.
+        (updates if key in batch.held else inserts).append(values)
+        if b.original is None:
             result.unknown_programs += 1
-    session.flush()
+    session.flush()  # amendments and plans added as objects
+    if updates:
+        session.execute(sa.update(BudgetProgram), updates)
+    if inserts:
+        session.execute(sa.insert(BudgetProgram), inserts)
     if batch.snapshots:
         session.execute(sa.insert(BudgetSnapshot), batch.snapshots)
     session.execute(sa.insert(BudgetInbox), [{"event_id": i, "processed_at": now} for i in event_ids])
@@ -283,7 +288,7 @@ def _alert(ev: domain.Evaluation, change: domain.RuleChange, prefix: str, cause:
     if change.rule == "year_end_risk":
         figures["projected_rate"] = ev.projected
     alert = Alert(
-        fingerprint=fp, rule=change.rule, status=status, severity=severity,  # type: ignore[arg-type]
+        fingerprint=fp, rule=change.rule, status=status, severity=severity,
         program_id=b.program_id, program_title=b.title, fiscal_year=b.fiscal_year, office=b.office,
         division=b.division, labels=labels, summary=change.summary, figures=figures, starts_at=at,
         ends_at=at if status == "resolved" else None, generator="budget",

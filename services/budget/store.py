@@ -149,6 +149,36 @@ def load_programs(session: Session, keys: Iterable[tuple[str, int]]) -> dict[tup
     return out
 
 
+def _level(value: str) -> Level:
+    return value if value in ("ok", "warning", "critical") else "ok"  # type: ignore[return-value]
+
+
+def load_states(session: Session, keys: Iterable[tuple[str, int]]
+                ) -> dict[tuple[str, int], tuple[ProgramBudget, int]]:
+    """The held view of each program as (domain numbers, snapshot count), read without ORM
+    objects: a batch touches thousands of programs and writes them back in bulk."""
+    t = BudgetProgram.__table__  # type: ignore[attr-defined]
+    out: dict[tuple[str, int], tuple[ProgramBudget, int]] = {}
+    for chunk in _chunks(keys):
+        for r in session.execute(sa.select(t).where(_key_in(t.c.program_id, t.c.fiscal_year, chunk))).mappings():
+            b = ProgramBudget(
+                program_id=r["program_id"], fiscal_year=r["fiscal_year"], title=r["title"], office=r["office"],
+                division=r["division"], category=r["category"], original=r["original"],
+                carried_over=r["carried_over"], supplementary=r["supplementary"], committed=r["committed"],
+                spent=r["spent"], as_of=r["as_of"], revision=r["revision"], level=_level(r["level"]),
+                over_level=_level(r["over_level"]), year_end_level=_level(r["year_end_level"]))
+            out[(r["program_id"], r["fiscal_year"])] = (b, r["snapshots"] or 0)
+    return out
+
+
+VIEW_FIELDS = ("title", "office", "division", "category", "original", "carried_over", "supplementary",
+               "committed", "spent", "as_of", "revision", "level", "over_level", "year_end_level")
+
+
+def view_values(b: ProgramBudget) -> dict[str, Any]:
+    return {"program_id": b.program_id, "fiscal_year": b.fiscal_year, **{f: getattr(b, f) for f in VIEW_FIELDS}}
+
+
 def plan_of(row: BudgetPlan) -> list[tuple[int, Decimal]]:
     return [(int(m), Decimal(str(v))) for m, v in row.points]
 
@@ -186,9 +216,9 @@ def load_history(session: Session, keys: Iterable[tuple[str, int]], since: date,
     """{key: {as_of: (revision, spent)}} with the highest revision per as_of, in [since, until]."""
     out: dict[tuple[str, int], dict[date, tuple[int, int]]] = {}
     for chunk in _chunks(keys):
-        rows = session.exec(
-            select(BudgetSnapshot.program_id, BudgetSnapshot.fiscal_year, BudgetSnapshot.as_of,
-                   BudgetSnapshot.revision, BudgetSnapshot.spent)
+        rows = session.execute(
+            sa.select(col(BudgetSnapshot.program_id), col(BudgetSnapshot.fiscal_year), col(BudgetSnapshot.as_of),
+                      col(BudgetSnapshot.revision), col(BudgetSnapshot.spent))
             .where(_key_in(col(BudgetSnapshot.program_id), col(BudgetSnapshot.fiscal_year), chunk))
             .where(col(BudgetSnapshot.as_of) >= since, col(BudgetSnapshot.as_of) <= until)
         ).all()
@@ -214,7 +244,7 @@ def execution_as_of(session: Session, fiscal_year: int, as_of: date) -> dict[str
     """{program_id: (as_of, committed, spent)} from each program's latest snapshot on or before
     `as_of` (the highest revision of that date)."""
     ranked = (
-        select(
+        sa.select(
             col(BudgetSnapshot.program_id), col(BudgetSnapshot.as_of), col(BudgetSnapshot.committed),
             col(BudgetSnapshot.spent),
             sa.func.row_number().over(
@@ -222,7 +252,7 @@ def execution_as_of(session: Session, fiscal_year: int, as_of: date) -> dict[str
                 order_by=(col(BudgetSnapshot.as_of).desc(), col(BudgetSnapshot.revision).desc()),
             ).label("rn"),
         )
-        .where(BudgetSnapshot.fiscal_year == fiscal_year, col(BudgetSnapshot.as_of) <= as_of)
+        .where(col(BudgetSnapshot.fiscal_year) == fiscal_year, col(BudgetSnapshot.as_of) <= as_of)
         .subquery()
     )
     rows = session.execute(sa.select(ranked.c.program_id, ranked.c.as_of, ranked.c.committed, ranked.c.spent)

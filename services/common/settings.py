@@ -86,6 +86,8 @@ class Settings(BaseSettings):
     year_end_risk_rate: Decimal = Field(default=Decimal("90"), description="projected 집행률 below this: warning")
     year_end_critical_rate: Decimal = Field(default=Decimal("70"), description="projected 집행률 below this: critical")
     year_end_window_days: int = Field(default=60, ge=7, description="pace measured over this many recent days")
+    budget_consumer_group: str = Field(default="execwatch-budget",
+                                       description="a new group replays the budget topic from the start")
     budget_metrics_refresh_s: float = Field(default=15.0, gt=0, description="division gauges are refreshed this often")
 
     # --- programs --------------------------------------------------------------------------------

@@ -1,0 +1,227 @@
+"""Budget throughput: how close the budget service comes to the raw consume rate of the broker.
+Real parts: the embedded tansu broker, the budget app in this process (its real lifespan: batch
+subscriber, SQLite or PostgreSQL, outbox relay), a plain aiokafka consumer for the baseline.
+
+    python benchmarks/budget_throughput.py --programs 2000 --days 10 [--db postgresql://127.0.0.1/test]
+                                           [--latency-rate 200 --latency-seconds 10]
+
+(a) raw: N snapshots consumed by a plain aiokafka consumer (new group, from the start);
+(b) budget: the same N applied by the budget service (new group, from the start) until its inbox
+holds them all (= committed to the view); ratio b/a (target ≥ 40%).
+(c) optional: snapshots published at a fixed rate while the service runs; publish → view latency
+per event = inbox processed_at (stamped in the batch's transaction) − send time; p50/p99 printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import psycopg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from sqlmodel import col, func, select
+
+from contracts import dump_event, parse_event
+from services.budget.app import build
+from services.budget.store import BudgetInbox
+from services.common.db import Database
+from services.common.embedded import EmbeddedBroker
+from services.common.messaging import ensure_topics
+from services.common.settings import Settings
+
+
+def envelope(event_type: str, pid: str, payload: dict[str, Any]) -> bytes:
+    return dump_event(parse_event({
+        "event_id": str(uuid.uuid4()), "event_type": event_type, "schema_version": 1,
+        "occurred_at": datetime.now(UTC).isoformat(), "source": "bench", "key": pid, "payload": payload}))
+
+
+def lines(programs: int) -> list[tuple[str, bytes]]:
+    return [(f"P{i:05d}", envelope("budget.line_set", f"P{i:05d}", {
+        "program_id": f"P{i:05d}", "fiscal_year": 2025, "title": f"사업 {i}", "office": f"{i % 5}실",
+        "division": f"{i % 40}과", "original": 1_000_000_000 + i})) for i in range(programs)]
+
+
+def snapshots(programs: int, days: int, start: date = date(2025, 1, 2)) -> list[tuple[str, bytes]]:
+    """Daily cumulative snapshots, day by day for every program (how a nightly e-호조 load looks)."""
+    out = []
+    for d in range(days):
+        as_of = start + timedelta(days=d)
+        for i in range(programs):
+            spent = (d + 1) * (1_000_000 + (i % 7) * 500_000)
+            out.append((f"P{i:05d}", envelope("budget.execution_snapshot", f"P{i:05d}", {
+                "program_id": f"P{i:05d}", "fiscal_year": 2025, "as_of": as_of.isoformat(),
+                "committed": spent, "spent": spent})))
+    return out
+
+
+async def publish(bootstrap: str, topic: str, events: list[tuple[str, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=256 * 1024)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, v, key=k.encode()) for k, v in events]
+        await producer.flush()
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def raw_consume(bootstrap: str, topic: str, expect: int) -> float:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"raw-{uuid.uuid4().hex[:6]}",
+                                auto_offset_reset="earliest", max_poll_records=500, enable_auto_commit=True)
+    await consumer.start()
+    seen, started = 0, None
+    try:
+        while seen < expect:
+            batch = await consumer.getmany(timeout_ms=500, max_records=500)
+            n = sum(len(r) for r in batch.values())
+            if n and started is None:
+                started = time.monotonic()  # from the first record: group join is not consume rate
+            seen += n
+        assert started is not None
+        return time.monotonic() - started
+    finally:
+        await consumer.stop()
+
+
+def inbox_count(db: Database) -> int:
+    with db.read() as s:
+        return int(s.exec(select(func.count()).select_from(BudgetInbox)).one())
+
+
+async def budget_apply(settings: Settings, expect: int) -> tuple[float, Database]:
+    app = build(settings)
+    db = Database(settings.database_url_for("budget"))
+    async with app.router.lifespan_context(app):
+        started = None
+        while True:
+            n = await asyncio.to_thread(inbox_count, db)
+            if n and started is None:
+                started = time.monotonic()
+                first = n
+            if n >= expect:
+                break
+            await asyncio.sleep(0.02)
+        assert started is not None
+        elapsed = time.monotonic() - started
+    # Rate over what was applied after the first commit was seen (symmetric with the raw side).
+    return elapsed * expect / max(1, expect - first), db
+
+
+async def latency(settings: Settings, topic: str, programs: int, rate: float, seconds: float) -> list[float]:
+    app = build(settings)
+    db = Database(settings.database_url_for("budget"))
+    sent: dict[str, float] = {}
+    async with app.router.lifespan_context(app):
+        await asyncio.sleep(3)  # let the group settle
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=1)
+        await producer.start()
+        try:
+            start, i = time.time(), 0
+            as_of = date(2025, 3, 1)
+            while time.time() - start < seconds:
+                pid = f"P{i % programs:05d}"
+                as_of_i = as_of + timedelta(days=i // programs)
+                value = envelope("budget.execution_snapshot", pid, {
+                    "program_id": pid, "fiscal_year": 2025, "as_of": as_of_i.isoformat(),
+                    "committed": 10 * (i + 1), "spent": 10 * (i + 1)})
+                event_id = value.split(b'"event_id":"')[1][:36].decode()
+                sent[event_id] = time.time()
+                await producer.send(topic, value, key=pid.encode())
+                i += 1
+                await asyncio.sleep(max(0.0, start + i / rate - time.time()))
+            await producer.flush()
+        finally:
+            await producer.stop()
+        while await asyncio.to_thread(lambda: _count_ids(db, list(sent))) < len(sent):
+            await asyncio.sleep(0.1)
+    with db.read() as s:
+        rows = s.exec(select(BudgetInbox).where(col(BudgetInbox.event_id).in_(list(sent)))).all()
+    db.dispose()
+    return sorted(r.processed_at.timestamp() - sent[r.event_id] for r in rows)
+
+
+def _count_ids(db: Database, ids: list[str]) -> int:
+    with db.read() as s:
+        return int(s.exec(select(func.count()).select_from(BudgetInbox)
+                          .where(col(BudgetInbox.event_id).in_(ids))).one())
+
+
+def fresh_pg(url: str) -> tuple[str, str]:
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    return f"{url}?options=-csearch_path%3D{schema}", schema
+
+
+def drop_pg(url: str, schema: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--programs", type=int, default=2000)
+    parser.add_argument("--days", type=int, default=10)
+    parser.add_argument("--batch", type=int, default=500, help="consumer batch size (both sides)")
+    parser.add_argument("--db", help="PostgreSQL URL to measure as well as SQLite")
+    parser.add_argument("--latency-rate", type=float, default=0, help="events/s for the latency run (0 = skip)")
+    parser.add_argument("--latency-seconds", type=float, default=10)
+    args = parser.parse_args()
+
+    broker = EmbeddedBroker.start()
+    tmp = tempfile.mkdtemp(prefix="budget-bench-")
+    try:
+        prefix = f"bench{uuid.uuid4().hex[:6]}."
+        base = Settings(_env_file=None, kafka_bootstrap_servers=broker.bootstrap, topic_prefix=prefix,
+                        log_json=False, log_level="WARNING", consumer_batch_size=args.batch,
+                        consumer_batch_timeout_ms=50, consumer_session_timeout_ms=6000)
+        topic = base.topic("execwatch.budget")
+        ensure_topics(broker.bootstrap, prefix)
+        events = lines(args.programs) + snapshots(args.programs, args.days)
+        t0 = time.monotonic()
+        await publish(broker.bootstrap, topic, events)
+        print(f"published {len(events):,} events ({args.programs:,} lines + {args.programs * args.days:,} "
+              f"snapshots) in {time.monotonic() - t0:.1f}s")
+
+        raw_s = await raw_consume(broker.bootstrap, topic, len(events))
+        raw_rate = len(events) / raw_s
+        print(f"(a) raw aiokafka consume:     {raw_rate:10,.0f} events/s  ({raw_s:.2f}s)")
+
+        pg = fresh_pg(args.db) if args.db else None
+        targets = [("sqlite", f"sqlite:///{tmp}/budget.db")] + ([("postgresql", pg[0])] if pg else [])
+        for name, url in targets:
+            settings = base.model_copy(update={"database_url": url,
+                                               "budget_consumer_group": f"bench-{name}-{uuid.uuid4().hex[:6]}"})
+            svc_s, db = await budget_apply(settings, len(events))
+            db.dispose()
+            svc_rate = len(events) / svc_s
+            print(f"(b) budget service → {name:10s} {svc_rate:10,.0f} events/s  ({svc_s:.2f}s)  "
+                  f"ratio {svc_rate / raw_rate:.1%} of raw")
+        if pg and args.db:
+            drop_pg(args.db, pg[1])
+
+        if args.latency_rate:
+            url = f"sqlite:///{tmp}/latency.db"
+            settings = base.model_copy(update={"database_url": url, "topic_prefix": prefix + "lat.",
+                                               "budget_consumer_group": f"bench-lat-{uuid.uuid4().hex[:6]}"})
+            ensure_topics(broker.bootstrap, prefix + "lat.")
+            await publish(broker.bootstrap, settings.topic("execwatch.budget"), lines(args.programs))
+            lat = await latency(settings, settings.topic("execwatch.budget"), args.programs, args.latency_rate,
+                                args.latency_seconds)
+            p50 = statistics.median(lat)
+            p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+            print(f"(c) publish→view latency at {args.latency_rate:,.0f}/s over {len(lat):,} snapshots (SQLite): "
+                  f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms")
+    finally:
+        broker.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
