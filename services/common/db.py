@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from sqlmodel import Field, Session, SQLModel, col, select
 
 from services.common.logging import get_logger
 from services.common.metrics import OUTBOX_PENDING, OUTBOX_PUBLISHED
+from services.common.worker import Worker
 
 log = get_logger(__name__)
 
@@ -171,14 +172,15 @@ def seen_event_ids(session: Session, table: type[InboxBase], ids: Sequence[str])
 PublishFn = Callable[[str, str, bytes], Awaitable[None]]
 
 
-class OutboxRelay:
+class OutboxRelay(Worker):
     """Publishes unpublished outbox rows in id order, a key's rows one after another (order per
     program), different keys concurrently; marks them published after the broker confirms."""
 
     def __init__(self, db: Database, table: type[OutboxBase], publish: PublishFn, batch: int = 500) -> None:
+        super().__init__()
         self.db, self.table, self.publish, self.batch = db, table, publish, batch
+        self.name = f"outbox relay {table.__tablename__}"
         self._lock = asyncio.Lock()
-        self._wake = asyncio.Event()
 
     def _pending(self) -> list[tuple[int, str, str, bytes]]:
         with self.db.read() as s:
@@ -217,19 +219,3 @@ class OutboxRelay:
                 OUTBOX_PUBLISHED.labels(table=self.table.__tablename__).inc(len(rows))
                 sent += len(rows)
         return sent
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def run(self, interval: float) -> None:
-        """Background loop: flush on wake-up or every `interval` s; a broker outage is retried."""
-        while True:
-            try:
-                await self.flush()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # broker or database down: keep the rows, try again
-                log.warning("outbox relay failed; will retry", error=str(exc), table=self.table.__name__)
-            self._wake.clear()
-            with suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=interval)

@@ -13,7 +13,6 @@ Time comes from an injected clock: tests drive it instead of sleeping.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import json
@@ -35,6 +34,7 @@ from contracts.topics import DEADLETTER
 from services.common.db import Database, seen_event_ids, utcnow
 from services.common.logging import get_logger
 from services.common.settings import Settings
+from services.common.worker import Worker, every
 from services.notify import domain, metrics
 from services.notify.render import Item, Renderer, webhook_payload
 from services.notify.routing import Policy, Routing
@@ -472,7 +472,7 @@ class ChannelError(Exception):
     pass
 
 
-class Dispatcher:
+class Dispatcher(Worker):
     """Sends pending email and webhook deliveries; records each outcome. A failure is retried
     with exponential backoff and jitter; after the last try the delivery is `failed` and goes to
     the dead-letter topic (through the outbox). A failing channel is skipped for the rest of a
@@ -480,10 +480,11 @@ class Dispatcher:
 
     def __init__(self, db: Database, settings: Settings, routing: Routing, clock: Clock = utcnow,
                  rand: Callable[[], float] = random.random, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        super().__init__()
+        self.name = "notify dispatcher"
         self.db, self.settings, self.routing, self.clock, self.rand = db, settings, routing, clock, rand
         self.transport = transport
         self._lock = asyncio.Lock()
-        self._wake = asyncio.Event()
 
     def _due(self, now: datetime) -> list[NotifyDelivery]:
         with self.db.read() as s:
@@ -569,20 +570,6 @@ class Dispatcher:
                 sent += outcome == "sent"
         return sent
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def run(self, interval: float) -> None:
-        while True:
-            try:
-                await self.flush()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("dispatcher failed; will retry", error=str(exc))
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=interval)
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
@@ -601,16 +588,13 @@ def _dead_letter(d: NotifyDelivery, settings: Settings) -> NotifyOutbox:
 
 async def run_scheduler(notifier: Notifier, dispatcher: Dispatcher, interval: float) -> None:
     """The loop that flushes due groups and escalations; the dispatcher is woken when it made work."""
-    while True:
-        try:
-            result = await asyncio.to_thread(notifier.tick)
-            if result.deliveries:
-                dispatcher.wake()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("scheduler tick failed; will retry", error=str(exc))
-        await asyncio.sleep(interval)
+
+    async def tick() -> None:
+        result = await asyncio.to_thread(notifier.tick)
+        if result.deliveries:
+            dispatcher.wake()
+
+    await every(interval, tick, "scheduler tick")
 
 
 class ManualClock:

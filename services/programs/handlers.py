@@ -10,6 +10,7 @@ from services.common.consumer import consume
 from services.common.db import OutboxRelay
 from services.common.logging import get_logger
 from services.common.runtime import Runtime
+from services.common.worker import every
 from services.programs import metrics, service
 
 log = get_logger(__name__)
@@ -33,18 +34,14 @@ def register(rt: Runtime, relay: OutboxRelay, cfg: service.Config, clock: servic
         description="Program register, milestones and targets; emits schedule and target alerts",
     )
 
+    async def check() -> None:
+        result = await asyncio.to_thread(service.check_all, rt.db, cfg, clock())
+        metrics.record(result)
+        if result.alerts:
+            await relay.flush()
+        await asyncio.to_thread(metrics.refresh, rt.db)
+
     async def periodic_check() -> None:
-        while True:
-            try:
-                result = await asyncio.to_thread(service.check_all, rt.db, cfg, clock())
-                metrics.record(result)
-                if result.alerts:
-                    await relay.flush()
-                await asyncio.to_thread(metrics.refresh, rt.db)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # database or broker down: try again next round
-                log.warning("programs check failed", error=str(exc))
-            await asyncio.sleep(rt.settings.check_interval_s)
+        await every(rt.settings.check_interval_s, check, "programs check")
 
     rt.background.append(periodic_check)

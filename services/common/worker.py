@@ -1,0 +1,50 @@
+"""A background job that works when woken, or every `interval` seconds, and survives failures."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+from services.common.logging import get_logger
+
+log = get_logger(__name__)
+
+
+class Worker:
+    """Subclasses implement `flush()`; `wake()` asks for a run now (e.g. right after a commit)."""
+
+    name = "worker"
+
+    def __init__(self) -> None:
+        self._wake = asyncio.Event()
+
+    async def flush(self) -> int:
+        raise NotImplementedError
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self, interval: float) -> None:
+        while True:
+            try:
+                await self.flush()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # broker, database or mail server down: keep the work, try again
+                log.warning(f"{self.name} failed; will retry", error=str(exc))
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=interval)
+
+
+async def every(interval: float, job: Callable[[], Awaitable[object]], name: str) -> None:
+    """Run `job` every `interval` seconds for ever; a failing round is logged and the next one tried."""
+    while True:
+        try:
+            await job()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning(f"{name} failed; will retry", error=str(exc))
+        await asyncio.sleep(interval)
