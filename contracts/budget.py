@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import date
 from decimal import Decimal
 from typing import Literal
@@ -108,7 +109,7 @@ class ExecutionPlanSet(Payload):
         if len(set(months)) != len(months):
             raise ValueError("a month appears twice in the plan")
         ordered = sorted(self.points, key=lambda p: p.month)
-        if any(a.cumulative_rate > b.cumulative_rate for a, b in zip(ordered, ordered[1:], strict=False)):
+        if any(a.cumulative_rate > b.cumulative_rate for a, b in itertools.pairwise(ordered)):
             raise ValueError("a cumulative plan cannot decrease")
         return self
 
