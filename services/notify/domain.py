@@ -45,14 +45,26 @@ class KnownAlert:
     severity: str
 
 
-def is_news(known: KnownAlert | None, status: str, severity: str) -> bool:
+#: Rules whose every new firing says something new: a schedule moved again is another slip,
+#: even at the same severity, so staff hear of each move (with its new window).
+RESTATED_RULES = frozenset({"schedule_moved"})
+
+
+def is_restated(rule: str, known_status: str | None, status: str, old_figures: Mapping[str, object] | None,
+                new_figures: Mapping[str, object]) -> bool:
+    return (rule in RESTATED_RULES and known_status == "firing" and status == "firing"
+            and old_figures is not None and dict(old_figures) != dict(new_figures))
+
+
+def is_news(known: KnownAlert | None, status: str, severity: str, restated: bool = False) -> bool:
     """Whether an alert event changes anything: a new alert, a change of severity while firing,
-    or a resolve of a firing alert. A repeated firing event is not news."""
+    a resolve of a firing alert, or a restated one (see RESTATED_RULES). A repeated firing event
+    is not news."""
     if known is None:
         return status == "firing"
     if status == "resolved":
         return known.status == "firing"
-    return known.status != "firing" or known.severity != severity
+    return restated or known.status != "firing" or known.severity != severity
 
 
 def roles_for(severity: str, table: Mapping[str, Sequence[str]] = ROLES_BY_SEVERITY) -> tuple[str, ...]:

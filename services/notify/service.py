@@ -149,7 +149,15 @@ class Notifier:
         a = event.payload
         row = session.get(NotifyAlert, a.fingerprint)
         known = domain.KnownAlert(row.status, row.severity) if row else None
-        news = domain.is_news(known, a.status, a.severity)
+        figures = a.model_dump(mode="json")["figures"]
+        restated = domain.is_restated(a.rule, row.status if row else None, a.status,
+                                      row.payload.get("figures") if row else None, figures)
+        news = domain.is_news(known, a.status, a.severity, restated)
+        if restated:
+            # Everyone already told must be told again: forget what they were sent.
+            for member in session.exec(select(NotifyMember).where(NotifyMember.fingerprint == a.fingerprint)):
+                member.sent_status, member.sent_severity = None, None
+                session.add(member)
         if row is None:
             row = NotifyAlert(fingerprint=a.fingerprint, rule=a.rule, status=a.status, severity=a.severity,
                               program_id=a.program_id, summary=a.summary, last_event_id=str(event.event_id))

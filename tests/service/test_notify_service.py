@@ -303,3 +303,25 @@ recipients:
     assert emails(await w.run()) == [("hong@seoul.test", SUBJECT)]
     assert str(mail_sink.messages[0]["To"]) == "홍길동 <hong@seoul.test>"
     w.db.dispose()
+
+
+def moved(new_end: str, severity: str = "warning", pid: str = "P-RND") -> AlertEvent:
+    labels = {"program_id": pid, "milestone_id": "M1", "rule": "schedule_moved"}
+    return alert_event(Alert(
+        fingerprint=fingerprint("schedule_moved", labels), rule="schedule_moved", status="firing",
+        severity=severity, program_id=pid, program_title="서울형 R&D 지원", division="경제정책과",
+        office="경제실", labels={**labels, "division": "경제정책과"}, summary=f"선정평가 종료일이 {new_end}로 늦춰졌습니다",
+        figures={"milestone": "선정평가", "old_end": "2025-05-31", "new_end": new_end},
+        starts_at=datetime(2025, 2, 1, tzinfo=UTC), generator="programs"))
+
+
+async def test_each_move_of_a_schedule_is_told_even_at_the_same_severity(world):
+    world.feed(f.program(), moved("2025-06-30"))
+    first = await world.run(seconds=30)
+    assert {a for a, _ in emails(first)} == {담당, 팀장}
+    world.feed(moved("2025-06-30"))  # the same move, redelivered or re-emitted: nothing new
+    assert await world.run(minutes=10) == []
+    world.feed(moved("2025-09-30"))  # moved again
+    second = await world.run(minutes=10)
+    assert {a for a, _ in emails(second)} == {담당, 팀장}
+    assert all("2025-09-30" in d.body_text for d in second if d.channel == "email")
