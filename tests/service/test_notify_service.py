@@ -310,7 +310,8 @@ def moved(new_end: str, severity: str = "warning", pid: str = "P-RND") -> AlertE
     return alert_event(Alert(
         fingerprint=fingerprint("schedule_moved", labels), rule="schedule_moved", status="firing",
         severity=severity, program_id=pid, program_title="서울형 R&D 지원", division="경제정책과",
-        office="경제실", labels={**labels, "division": "경제정책과"}, summary=f"선정평가 종료일이 {new_end}로 늦춰졌습니다",
+        office="경제실", labels={**labels, "division": "경제정책과"},
+        summary=f"선정평가 종료일이 {new_end}로 늦춰졌습니다",
         figures={"milestone": "선정평가", "old_end": "2025-05-31", "new_end": new_end},
         starts_at=datetime(2025, 2, 1, tzinfo=UTC), generator="programs"))
 
