@@ -58,18 +58,45 @@ class Runtime:
     def migrate(self) -> None:
         upgrade(self.db.url, self.name)
 
+    async def connect_broker(self) -> None:
+        """Create missing topics and start the broker (producer and subscribers)."""
+        if self.settings.ensure_topics and self.settings.kafka_bootstrap_servers:
+            await asyncio.to_thread(ensure_topics, self.settings.kafka_bootstrap_servers, self.settings.topic_prefix)
+        await self.broker.start()
+
+    async def _keep_connecting(self, first_error: Exception) -> None:
+        """Kafka was down at start: keep trying, with backoff, while the HTTP side serves."""
+        delay, error = 1.0, first_error
+        while True:
+            log.warning("Kafka unavailable; retrying", error=f"{type(error).__name__}: {error}"[:300], retry_in_s=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+            try:
+                await self.broker.stop()  # drop whatever half-started
+                await asyncio.wait_for(self.connect_broker(), timeout=self.settings.broker_connect_timeout_s)
+                log.info("Kafka connected")
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                error = exc
+
     @asynccontextmanager
     async def running(self, *, start_broker: bool = True) -> AsyncIterator[Runtime]:
-        """Migrate, start the broker and background tasks; undo it all on exit."""
+        """Migrate, start the broker and background tasks; undo it all on exit.
+
+        If Kafka cannot be reached at start the service still comes up: the read API serves and
+        ingest keeps accepting into its outbox, while the broker is retried in the background."""
         await asyncio.to_thread(self.migrate)
+        tasks: list[asyncio.Task[None]] = []
         if start_broker:
-            if self.settings.ensure_topics and self.settings.kafka_bootstrap_servers:
-                await asyncio.to_thread(ensure_topics, self.settings.kafka_bootstrap_servers,
-                                        self.settings.topic_prefix)
-            await self.broker.start()
+            try:
+                await asyncio.wait_for(self.connect_broker(), timeout=self.settings.broker_connect_timeout_s)
+            except Exception as exc:  # unreachable, timed out, refused: serve anyway, keep trying
+                tasks.append(asyncio.create_task(self._keep_connecting(exc), name=f"{self.name}-connect"))
         for hook in self.on_start:
             await hook()
-        tasks = [asyncio.create_task(job(), name=f"{self.name}-bg") for job in self.background]
+        tasks += [asyncio.create_task(job(), name=f"{self.name}-bg") for job in self.background]
         log.info("service started", db=redacted(self.db.url),
                  kafka=self.settings.kafka_bootstrap_servers, topic_prefix=self.settings.topic_prefix)
         try:

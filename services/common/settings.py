@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     kafka_idempotence: bool = Field(
         default=False, description="enable for Apache Kafka; the embedded tansu broker does not support it"
     )
+    broker_connect_timeout_s: float = Field(
+        default=20.0, gt=0, description="wait this long for Kafka at start, then keep retrying in the background"
+    )
     ensure_topics: bool = Field(default=True, description="create missing topics at start (partitions from contracts)")
     consumer_batch_size: int = Field(default=500, ge=1)
     consumer_batch_timeout_ms: int = Field(default=100, ge=1)

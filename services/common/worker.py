@@ -25,18 +25,23 @@ class Worker:
     def wake(self) -> None:
         self._wake.set()
 
-    async def run(self, interval: float) -> None:
+    async def run(self, interval: float, max_backoff: float = 30.0) -> None:
+        failures = 0
         while True:
             try:
                 await self.flush()
+                failures = 0
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # broker, database or mail server down: keep the work, try again
-                log.warning(f"{self.name} failed; will retry", error=str(exc))
+                failures += 1
+                if failures == 1 or failures % 10 == 0:  # say it once, then now and then, not every tick
+                    log.warning(f"{self.name} failed; will retry", error=f"{type(exc).__name__}: {exc}",
+                                failures=failures)
             self._wake.clear()
+            wait = interval if not failures else min(max_backoff, interval * 2 ** min(failures, 10))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=interval)
-
+                await asyncio.wait_for(self._wake.wait(), timeout=wait)
 
 async def every(interval: float, job: Callable[[], Awaitable[object]], name: str) -> None:
     """Run `job` every `interval` seconds for ever; a failing round is logged and the next one tried."""
