@@ -139,7 +139,8 @@ def _apply(session: Session, cfg: Config, events: list[AnyEvent]) -> BatchResult
     keys = {_key(e) for e in fresh}
     loaded = load_states(session, keys)
     plan_rows = load_plan_rows(session, {_key(e) for e in fresh if isinstance(e, ExecutionPlanSetEvent)} | keys)
-    amendments = load_amendments(session, {_key(e) for e in fresh if isinstance(e, BudgetAmendedEvent)})
+    amendments = load_amendments(
+        session, {_key(e) for e in fresh if isinstance(e, BudgetAmendedEvent | BudgetLineSetEvent)})
     state = {k: b for k, (b, _) in loaded.items()}
     batch = _Batch(session, cfg, {k: n for k, (_, n) in loaded.items()}, state,
                    {k: plan_of(r) for k, r in plan_rows.items()}, _load_history(session, cfg, fresh, state))
@@ -150,10 +151,14 @@ def _apply(session: Session, cfg: Config, events: list[AnyEvent]) -> BatchResult
         b = state.get(key) or domain.ProgramBudget(program_id=key[0], fiscal_year=key[1])
         if isinstance(event, BudgetLineSetEvent):
             lp = event.payload
-            # A budget line states the whole budget as of its publication: it replaces the parts.
+            # A budget line states 본예산 and 이월 as of its publication: they replace the parts. Its
+            # 추경 replaces the recorded amendments only when it states one; a report printed without
+            # a 추경 column (0) must not erase the 추경 already on record.
+            recorded = sum(a.change for (pid, fy, _), a in amendments.items() if (pid, fy) == key)
             b = replace(b, title=lp.title or b.title, office=lp.office or b.office,
                         division=lp.division or b.division, category=lp.category or b.category,
-                        original=lp.original, carried_over=lp.carried_over, supplementary=lp.supplementary)
+                        original=lp.original, carried_over=lp.carried_over,
+                        supplementary=lp.supplementary or recorded)
         elif isinstance(event, BudgetAmendedEvent):
             ap = event.payload
             held = amendments.get((*key, ap.amendment_id))

@@ -334,3 +334,15 @@ async def test_metrics_division_gauges_and_outcome_counters(make_settings, sqlit
     assert "execwatch_budget_division_gap_points{" in text
     assert 'execwatch_budget_snapshots_total{outcome="stale"}' in text
     assert "program_id" not in text.split("execwatch_budget_division")[1]  # per division, never per program
+
+
+async def test_a_budget_line_without_추경_keeps_the_amendments_on_record(budget):
+    rt, client = budget
+    apply(rt, line("P-RND", original=1_000_000), amend("P-RND", "2025-1차추경", 1_000_000, 300_000))
+    apply(rt, line("P-RND", original=1_000_000, carried_over=50_000))  # a later report, no 추경 column
+    p = (await client.get("/v1/budget/programs/P-RND")).json()
+    assert (p["original"], p["carried_over"], p["supplementary"], p["current_budget"]) == \
+        (1_000_000, 50_000, 300_000, 1_350_000)
+    apply(rt, line("P-RND", original=1_000_000, supplementary=200_000))  # one that prints its 추경
+    p = (await client.get("/v1/budget/programs/P-RND")).json()
+    assert (p["supplementary"], p["current_budget"]) == (200_000, 1_200_000)
