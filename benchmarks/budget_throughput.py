@@ -72,7 +72,9 @@ async def publish(bootstrap: str, topic: str, events: list[tuple[str, bytes]]) -
         await producer.stop()
 
 
-async def raw_consume(bootstrap: str, topic: str, expect: int) -> float:
+async def raw_consume(bootstrap: str, topic: str, expect: int, decode: bool = False) -> float:
+    """Seconds to consume `expect` records; with `decode`, each is also validated against its
+    contract (what any consumer of ours must do before it can use an event)."""
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"raw-{uuid.uuid4().hex[:6]}",
                                 auto_offset_reset="earliest", max_poll_records=500, enable_auto_commit=True)
     await consumer.start()
@@ -81,6 +83,10 @@ async def raw_consume(bootstrap: str, topic: str, expect: int) -> float:
         while seen < expect:
             batch = await consumer.getmany(timeout_ms=500, max_records=500)
             n = sum(len(r) for r in batch.values())
+            if decode:
+                for records in batch.values():
+                    for record in records:
+                        parse_event(record.value)
             if n and started is None:
                 started = time.monotonic()  # from the first record: group join is not consume rate
             seen += n
@@ -193,6 +199,8 @@ async def main() -> None:
         raw_s = await raw_consume(broker.bootstrap, topic, len(events))
         raw_rate = len(events) / raw_s
         print(f"(a) raw aiokafka consume:     {raw_rate:10,.0f} events/s  ({raw_s:.2f}s)")
+        dec_s = await raw_consume(broker.bootstrap, topic, len(events), decode=True)
+        print(f"(a') consume + contract decode: {len(events) / dec_s:8,.0f} events/s  ({dec_s:.2f}s)")
 
         pg = fresh_pg(args.db) if args.db else None
         targets = [("sqlite", f"sqlite:///{tmp}/budget.db")] + ([("postgresql", pg[0])] if pg else [])
