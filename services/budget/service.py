@@ -121,17 +121,18 @@ class _Batch:
 
 def _apply(session: Session, cfg: Config, events: list[AnyEvent]) -> BatchResult:
     result = BatchResult()
-    seen = seen_event_ids(session, BudgetInbox, [str(e.event_id) for e in events])
+    ids = {id(e): str(e.event_id) for e in events}  # str(UUID) is not free at thousands per batch
+    seen = seen_event_ids(session, BudgetInbox, list(ids.values()))
     fresh: list[AnyEvent] = []
     for e in events:
         if not isinstance(e, BUDGET_EVENTS):
             result.ignored += 1
             continue
-        if str(e.event_id) in seen:
+        if ids[id(e)] in seen:
             result.duplicates += 1
             result.snapshot_duplicates += isinstance(e, ExecutionSnapshotEvent)
             continue
-        seen.add(str(e.event_id))
+        seen.add(ids[id(e)])
         fresh.append(e)
     if not fresh:
         return result
@@ -170,7 +171,7 @@ def _apply(session: Session, cfg: Config, events: list[AnyEvent]) -> BatchResult
                 session.add(held)
             held.before, held.change, held.after = ap.before, ap.change, ap.after
             held.reason, held.effective_date = ap.reason, ap.effective_date
-            held.event_id, held.recorded_at = str(event.event_id), now
+            held.event_id, held.recorded_at = ids[id(event)], now
             b = replace(b, supplementary=b.supplementary + delta)
         elif isinstance(event, ExecutionSnapshotEvent):
             sp = event.payload
@@ -185,7 +186,7 @@ def _apply(session: Session, cfg: Config, events: list[AnyEvent]) -> BatchResult
             result.snapshots += 1
             batch.snapshots.append({"program_id": key[0], "fiscal_year": key[1], "as_of": sp.as_of,
                                     "revision": sp.revision, "committed": sp.committed, "spent": sp.spent,
-                                    "event_id": str(event.event_id)})
+                                    "event_id": ids[id(event)]})
             batch.snapshot_counts[key] += 1
             batch.history.setdefault(key, {})[sp.as_of] = (sp.revision, sp.spent)
             b = replace(b, committed=sp.committed, spent=sp.spent, as_of=sp.as_of, revision=sp.revision)
@@ -198,11 +199,11 @@ def _apply(session: Session, cfg: Config, events: list[AnyEvent]) -> BatchResult
             else:
                 plan_row.points = points
             batch.plans[key] = plan_of(plan_row)
-        state[key] = _evaluate(batch, key, b, str(event.event_id), result)
+        state[key] = _evaluate(batch, key, b, ids[id(event)], result)
         result.touched.add(key)
         result.applied += 1
 
-    _write(batch, result, [str(e.event_id) for e in fresh], now)
+    _write(batch, result, [ids[id(e)] for e in fresh], now)
     return result
 
 
@@ -242,6 +243,16 @@ def _evaluate(batch: _Batch, key: Key, b: domain.ProgramBudget, cause: str,
     return ev.budget
 
 
+_PROGRAM: sa.Table = BudgetProgram.__table__  # type: ignore[attr-defined]
+_SNAPSHOT: sa.Table = BudgetSnapshot.__table__  # type: ignore[attr-defined]
+_INBOX: sa.Table = BudgetInbox.__table__  # type: ignore[attr-defined]
+_UPDATE_VIEW = (
+    _PROGRAM.update()
+    .where(_PROGRAM.c.program_id == sa.bindparam("pk_program_id"),
+           _PROGRAM.c.fiscal_year == sa.bindparam("pk_fiscal_year"))
+)
+
+
 def _write(batch: _Batch, result: BatchResult, event_ids: list[str], now: datetime) -> None:
     """One bulk UPDATE (executemany by primary key) and one bulk INSERT for the touched programs."""
     session = batch.session
@@ -259,13 +270,16 @@ def _write(batch: _Batch, result: BatchResult, event_ids: list[str], now: dateti
         if b.original is None:
             result.unknown_programs += 1
     session.flush()  # amendments and plans added as objects
+    # Core executemany, not the ORM's bulk layer: the same statements, a third of the CPU.
+    conn = session.connection()
     if updates:
-        session.execute(sa.update(BudgetProgram), updates)
+        conn.execute(_UPDATE_VIEW, [{"pk_program_id": v["program_id"], "pk_fiscal_year": v["fiscal_year"], **v}
+                                    for v in updates])
     if inserts:
-        session.execute(sa.insert(BudgetProgram), inserts)
+        conn.execute(_PROGRAM.insert(), inserts)
     if batch.snapshots:
-        session.execute(sa.insert(BudgetSnapshot), batch.snapshots)
-    session.execute(sa.insert(BudgetInbox), [{"event_id": i, "processed_at": now} for i in event_ids])
+        conn.execute(_SNAPSHOT.insert(), batch.snapshots)
+    conn.execute(_INBOX.insert(), [{"event_id": i, "processed_at": now} for i in event_ids])
     session.add_all(batch.outbox)
     session.add_all(batch.alerts)
 
