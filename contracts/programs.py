@@ -75,12 +75,16 @@ class MilestoneSet(Payload):
     needs_review: bool = False
     source_ref: SourceRef | None = None
     actual_start: date | None = None
+    note: str | None = Field(default=None, max_length=1000, description="why it changed, e.g. why cancelled")
 
     @model_validator(mode="after")
     def _window_in_order(self) -> MilestoneSet:
         if self.window_start and self.window_end and self.window_start > self.window_end:
             raise ValueError("window_start is after window_end")
         return self
+
+
+TargetStatus = Literal["active", "dropped"]
 
 
 class TargetSet(Payload):
@@ -96,6 +100,8 @@ class TargetSet(Payload):
     progress_value: Decimal | None = Field(default=None, ge=0)
     progress_as_of: date | None = None
     source_ref: SourceRef | None = None
+    status: TargetStatus = Field(default="active", description="dropped: no longer a target of the program")
+    note: str | None = Field(default=None, max_length=1000)
 
 
 class ProgramRegisteredEvent(Envelope[ProgramRegistered]):

@@ -204,6 +204,7 @@ def _set_milestone(session: Session, cfg: Config, event: MilestoneSetEvent, resu
     row.recurrence, row.status, row.actual_start, row.actual_end = (p.recurrence, p.status, p.actual_start,
                                                                     p.actual_end)
     row.review_flagged = p.needs_review
+    row.note = p.note or row.note
     if row.baseline_end is None:
         row.baseline_end = p.window_end  # the first dated plan is what slips are measured from
     row.source_ref = _ref(p.source_ref)
@@ -254,6 +255,7 @@ def _set_target(session: Session, event: TargetSetEvent, result: BatchResult) ->
     else:
         row.activity, row.period_start, row.period_end = p.activity, p.period_start, p.period_end
         row.target_value, row.unit, row.source_ref = p.target_value, p.unit, _ref(p.source_ref)
+        row.status, row.note = p.status, p.note
         row.as_of = event.occurred_at
     session.add(row)
     session.flush()
@@ -392,7 +394,9 @@ def _reconcile_target(cfg: Config, ctx: _Emitter, t: Target, program: Program | 
     if program is not None:
         year = program.fiscal_year
         fallback = (program.period_start or date(year, 1, 1), program.period_end or date(year, 12, 31))
-    evaluation = domain.evaluate_target(t.state(fallback), today, cfg.schedule)
+    # A dropped target is no longer judged: an open target_behind alert is resolved.
+    evaluation = (domain.TargetEvaluation("ok") if t.status == "dropped"
+                  else domain.evaluate_target(t.state(fallback), today, cfg.schedule))
     t.level = evaluation.level
     ctx.target(t, evaluation)
 
@@ -532,6 +536,9 @@ class _Emitter:
                 self.emit("target_behind", labels, "firing", e.level,
                           domain.target_summary(self.title, t.activity, e, t.unit, t.target_value, t.progress_value),
                           figures, target_id=t.target_id)
+        elif cur is not None and cur.status == "firing" and t.status == "dropped":
+            self.resolve("target_behind", labels, f"{self.title}: '{t.activity}' 목표가 빠져 미달 알림을 닫습니다",
+                         figures, target_id=t.target_id)
         elif cur is not None and cur.status == "firing":
             self.resolve("target_behind", labels,
                          f"{self.title}: '{t.activity}' 목표 달성이 기간 경과에 따라잡았습니다"

@@ -60,6 +60,7 @@ class Milestone(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_type=Moment)
     actual_start: date | None = None
     review_reason: str | None = None
+    note: str | None = None  # why it changed, as the publisher said (e.g. dropped from a newer report)
     # the sender said the text could not be read (kept apart from our own reasons)
     review_flagged: bool = Field(default=False, sa_column_kwargs={"server_default": sa.text("false")})
     anchor_year: int | None = None
@@ -119,6 +120,8 @@ class Target(SQLModel, table=True):
     source_ref: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
     level: str = Field(default="ok", max_length=10, sa_column_kwargs={"server_default": "ok"})
     as_of: datetime | None = Field(default=None, sa_type=Moment)
+    status: str = Field(default="active", max_length=10, sa_column_kwargs={"server_default": "active"})
+    note: str | None = None
 
     def state(self, fallback: tuple[date | None, date | None] = (None, None)) -> TargetState:
         return TargetState(self.target_value, self.period_start or fallback[0], self.period_end or fallback[1],

@@ -56,11 +56,13 @@ def milestone(mid: str = "M1", start: date | None = date(2025, 4, 1), end: date 
 
 
 def target(progress: str | None = None, as_of: date | None = None, occurred: date = date(2025, 2, 1),
-           tid: str = "T1") -> AnyEvent:
+           tid: str = "T1", status: str = "active") -> AnyEvent:
     payload = {"program_id": "P-RND", "target_id": tid, "activity": "규제전문가 심화 컨설팅",
                "period_start": "2025-01-01", "period_end": "2025-12-31", "target_value": "40", "unit": "건",
-               "progress_value": progress, "progress_as_of": as_of.isoformat() if as_of else None}
-    return ev(f.envelope("target.set", "P-RND", payload), occurred, name=f"{tid}-{progress}-{as_of}-{occurred}")
+               "progress_value": progress, "progress_as_of": as_of.isoformat() if as_of else None,
+               "status": status}
+    return ev(f.envelope("target.set", "P-RND", payload), occurred,
+              name=f"{tid}-{progress}-{as_of}-{occurred}-{status}")
 
 
 def program() -> AnyEvent:
@@ -260,3 +262,15 @@ def test_alerts_are_unique_per_event_id(db):
     assert len(ids) == len(set(ids)) and all(uuid.UUID(i) for i in ids)
     with db.read() as s:
         assert all(r.status == "firing" for r in s.exec(select(ProgramsAlert)).all())
+
+
+def test_a_dropped_target_is_no_longer_judged_and_its_alert_resolves(db):
+    service.apply_batch(db, CFG, [program(), target("10", date(2025, 6, 30), date(2025, 7, 1))], date(2025, 7, 1))
+    assert brief(db)[-1] == ("target_behind", "firing", "warning")
+    service.apply_batch(db, CFG, [target("10", date(2025, 6, 30), date(2025, 8, 1), status="dropped")],
+                        date(2025, 8, 1))
+    last = alerts(db)[-1]["payload"]
+    assert (last["rule"], last["status"]) == ("target_behind", "resolved")
+    assert "목표가 빠져" in last["summary"]
+    service.check_all(db, CFG, date(2025, 10, 1))  # still behind on paper, but no longer a target
+    assert brief(db)[-1] == ("target_behind", "resolved", "info")

@@ -133,3 +133,10 @@ def test_widening_and_optional_additions_are_compatible():
 def test_event_ids_are_uuids():
     event = parse_event(f.program())
     assert isinstance(event.event_id, uuid.UUID)
+
+
+def test_committed_schemas_are_regenerated():
+    from contracts.schema_tool import current_schemas, load_committed
+
+    stale = [name for name, schema in current_schemas().items() if load_committed().get(name) != schema]
+    assert stale == [], f"run `execwatch contracts write`: {stale}"

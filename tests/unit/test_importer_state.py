@@ -36,3 +36,25 @@ def test_a_milestone_dropped_in_next_months_report_is_cancelled(seeds, tmp_path)
     second = map_files([newer], progress=False, state=state)
     cancelled = [e for e in second.envelopes if e.event_type == "milestone.set" and e.payload.status == "cancelled"]
     assert [(e.key, e.payload.milestone_id) for e in cancelled] == [(milestone.key, milestone.payload.milestone_id)]
+
+
+def test_a_target_dropped_in_next_months_report_is_published_as_dropped(seeds, tmp_path):
+    state = tmp_path / "state.json"
+    january = seeds / "001_74008803e39ce1ad.txt"
+    first = map_files([january], progress=False, state=state)
+    assert first.registry is not None
+    save_state(state, first.registry, first.last_milestones)
+    targets = [e for e in first.envelopes if e.event_type == "target.set"]
+    target = next(t for t in targets if sum(x.key == t.key for x in targets) >= 2)
+    line = target.payload.source_ref.line  # type: ignore[union-attr]
+    assert line is not None
+    lines = january.read_text("utf-8").splitlines()
+    newer = tmp_path / "february.txt"
+    newer.write_text("\n".join(lines[: line - 1] + lines[line:]), "utf-8")
+
+    second = map_files([newer], progress=False, state=state)
+    dropped = [e for e in second.envelopes if e.event_type == "target.set" and e.payload.status == "dropped"]
+    assert [(e.key, e.payload.target_id) for e in dropped] == [(target.key, target.payload.target_id)]
+    assert "빠진 목표" in (dropped[0].payload.note or "")
+    cancelled = [e for e in second.envelopes if e.event_type == "milestone.set" and e.payload.status == "cancelled"]
+    assert cancelled == []  # only the target line was removed

@@ -21,7 +21,13 @@ from typing import Any, TextIO
 import httpx
 
 from contracts import parse_event
-from services.ingest.importer.events import AnyEnvelope, DocumentResult, cancelled_milestones, map_report
+from services.ingest.importer.events import (
+    AnyEnvelope,
+    DocumentResult,
+    cancelled_milestones,
+    dropped_targets,
+    map_report,
+)
 from services.ingest.importer.identity import (
     AliasError,
     ProgramRegistry,
@@ -160,9 +166,11 @@ def map_files(paths: Sequence[Path], source: str = "report-importer", aliases: P
         result = map_report(report, registry, source, texts[index])
         if report.kind == "business_report":
             cancelled_milestones(previous, result)
+            dropped_targets(previous, result)
             previous = [e for e in previous if e.key not in {x.key for x in result.envelopes}] + result.envelopes
         summary.documents.append(result)
-    summary.registry, summary.last_milestones = registry, [e for e in previous if e.event_type == "milestone.set"]
+    summary.registry = registry
+    summary.last_milestones = [e for e in previous if e.event_type in ("milestone.set", "target.set")]
     return summary
 
 

@@ -414,11 +414,36 @@ def cancelled_milestones(previous: Sequence[AnyEnvelope], newer: DocumentResult)
         p: MilestoneSet = e.payload
         if (e.key, p.milestone_id) in now or p.status == "cancelled":
             continue
-        payload = p.model_copy(update={"status": "cancelled", "source_ref": SourceRef(document=newer.name)})
+        note = f"{newer.name}에 더 이상 나오지 않음 (최신 업무보고에서 빠진 일정)"
+        payload = p.model_copy(update={"status": "cancelled", "source_ref": SourceRef(document=newer.name),
+                                       "note": note})
         event_id = _content_id("milestone.set", e.key, f"milestone/{p.milestone_id}", payload)
         out.append(MilestoneSetEvent(event_id=event_id, occurred_at=e.occurred_at, source=e.source, key=e.key,
                                      payload=payload))
         newer.issues.append(Issue(0, f"milestone no longer in this report; published as cancelled: "
                                      f"{e.key} {p.title}", p.window_text or ""))
+    newer.envelopes.extend(out)
+    return out
+
+
+def dropped_targets(previous: Sequence[AnyEnvelope], newer: DocumentResult) -> list[AnyEnvelope]:
+    """Targets a newer business report no longer lists for a program whose 추진목표 it prints:
+    `target.set` with status=dropped (same id), so the programs service stops judging them."""
+    now = {(e.key, e.payload.target_id) for e in newer.envelopes if e.event_type == "target.set"}
+    printed = {e.key for e in newer.envelopes if e.event_type == "target.set"}
+    out: list[AnyEnvelope] = []
+    for e in previous:
+        if e.event_type != "target.set" or e.key not in printed:
+            continue
+        p: TargetSet = e.payload
+        if (e.key, p.target_id) in now or p.status == "dropped":
+            continue
+        note = f"{newer.name}에 더 이상 나오지 않음 (최신 업무보고에서 빠진 목표)"
+        payload = p.model_copy(update={"status": "dropped", "source_ref": SourceRef(document=newer.name),
+                                       "note": note})
+        event_id = _content_id("target.set", e.key, f"target/{p.target_id}", payload)
+        out.append(TargetSetEvent(event_id=event_id, occurred_at=e.occurred_at, source=e.source, key=e.key,
+                                  payload=payload))
+        newer.issues.append(Issue(0, f"target no longer in this report; published as dropped: {e.key} {p.activity}"))
     newer.envelopes.extend(out)
     return out
