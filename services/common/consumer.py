@@ -10,9 +10,10 @@ dead-lettered, so one bad event cannot stall its partition.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
+from aiokafka import ConsumerRecord, TopicPartition
 from faststream import AckPolicy, Context
 from faststream.kafka.message import KafkaMessage
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError, StatementError
@@ -20,6 +21,7 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError, Statemen
 from contracts import AnyEvent
 from services.common.logging import get_logger
 from services.common.messaging import Incoming, dead_letter, decode_batch, records_of
+from services.common.metrics import CONSUMER_LAG
 from services.common.runtime import Runtime
 
 log = get_logger(__name__)
@@ -53,6 +55,26 @@ def batch_subscriber(
     return decorator
 
 
+def record_lag(service: str, consumer: Any, records: Sequence[ConsumerRecord[Any, Any]]) -> dict[tuple[str, int], int]:
+    """How far behind each partition of the batch is (high-water mark − next offset): what
+    operators ask first. Partitions without records in this batch keep their last value."""
+    last: dict[tuple[str, int], int] = {}
+    for r in records:
+        key = (r.topic, r.partition)
+        last[key] = max(last.get(key, -1), r.offset)
+    lags: dict[tuple[str, int], int] = {}
+    for (topic, partition), offset in last.items():
+        try:
+            highwater = consumer.highwater(TopicPartition(topic, partition))
+        except (AttributeError, TypeError):  # TestKafkaBroker's fake consumer has none
+            continue
+        if highwater is None:
+            continue
+        lags[(topic, partition)] = lag = max(0, highwater - offset - 1)
+        CONSUMER_LAG.labels(service=service, topic=topic, partition=str(partition)).set(lag)
+    return lags
+
+
 def consume(
     rt: Runtime,
     topics: list[str],
@@ -65,7 +87,9 @@ def consume(
 ) -> None:
     @batch_subscriber(rt, topics, group_id=group_id, title=title, description=description)
     async def handle(_: list[bytes], message: KafkaMessage = Context("message")) -> None:
-        items = decode_batch(records_of(message.raw_message))
+        records = records_of(message.raw_message)
+        record_lag(rt.name, getattr(message, "consumer", None), records)
+        items = decode_batch(records)
         for bad in (i for i in items if i.event is None):
             await dead_letter(rt.broker, rt.settings, rt.name, bad, "contract")
         good = [i for i in items if i.event is not None]

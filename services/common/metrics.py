@@ -19,3 +19,8 @@ OUTBOX_PENDING = Gauge(
 OUTBOX_PUBLISHED = Counter(
     "execwatch_outbox_published_total", "outbox rows published to Kafka", ["table"], registry=REGISTRY,
 )
+
+CONSUMER_LAG = Gauge(
+    "execwatch_consumer_lag", "messages behind the end of the partition after the last handled batch",
+    ["service", "topic", "partition"], registry=REGISTRY,
+)

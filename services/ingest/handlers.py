@@ -15,7 +15,7 @@ from faststream.kafka.message import KafkaMessage
 
 from contracts import AnyEvent
 from contracts.topics import INBOUND
-from services.common.consumer import batch_subscriber
+from services.common.consumer import batch_subscriber, record_lag
 from services.common.db import OutboxRelay
 from services.common.messaging import Incoming, dead_letter, decode_batch, header, records_of
 from services.common.runtime import Runtime
@@ -34,7 +34,9 @@ def register(rt: Runtime, relay: OutboxRelay) -> None:
                       description="Envelopes from department systems; token in header x-execwatch-token")
     async def on_inbound(_: list[bytes], message: KafkaMessage = Context("message")) -> None:
         good: list[AnyEvent] = []
-        for item in decode_batch(records_of(message.raw_message)):
+        records = records_of(message.raw_message)
+        record_lag("ingest", getattr(message, "consumer", None), records)
+        for item in decode_batch(records):
             if item.event is None:
                 REJECTED.labels(path="kafka", reason="contract").inc()
                 await dead_letter(broker, settings, "ingest", item, "contract")

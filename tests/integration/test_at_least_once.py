@@ -13,6 +13,7 @@ from sqlmodel import select
 from services.budget import service as budget_service
 from services.budget.app import build
 from services.budget.store import BudgetInbox, BudgetProgram, BudgetSnapshot
+from services.common.metrics import REGISTRY
 from tests import factories as f
 from tests.helpers import eventually, running
 
@@ -81,6 +82,9 @@ async def test_poison_goes_aside_and_the_partition_moves_on(kafka, sqlite_url, m
 
         row = await eventually(view, what="the valid snapshot after the poison one")
         assert row.spent == 5
+        lags = [s.value for m in REGISTRY.collect() if m.name == "execwatch_consumer_lag" for s in m.samples
+                if s.labels["service"] == "budget" and s.labels["topic"] == settings.topic("execwatch.budget")]
+        assert lags == [0.0]  # one partition (one program key), fully consumed
 
     consumer = AIOKafkaConsumer(settings.topic("execwatch.deadletter"), bootstrap_servers=kafka.bootstrap,
                                 auto_offset_reset="earliest", group_id=f"{settings.topic_prefix}dlq")
