@@ -16,10 +16,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -31,7 +36,7 @@ from contracts import dump_event, parse_event
 from services.budget.app import build
 from services.budget.store import BudgetInbox
 from services.common.db import Database
-from services.common.embedded import EmbeddedBroker
+from services.common.embedded import EmbeddedBroker, free_port, wait_for_port
 from services.common.messaging import ensure_topics
 from services.common.settings import Settings
 
@@ -120,11 +125,32 @@ async def budget_apply(settings: Settings, expect: int) -> tuple[float, Database
     return elapsed * expect / max(1, expect - first), db
 
 
-async def latency(settings: Settings, topic: str, programs: int, rate: float, seconds: float) -> list[float]:
+@contextlib.asynccontextmanager
+async def budget_process(settings: Settings) -> AsyncIterator[None]:
+    """The budget service as its own process (`python -m services.budget`), as deployed: the
+    producer in this process then does not compete with it for the interpreter."""
+    port = free_port()
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers or "",
+           "DATABASE_URL": settings.database_url, "EXECWATCH_TOPIC_PREFIX": settings.topic_prefix,
+           "EXECWATCH_BUDGET_PORT": str(port), "EXECWATCH_BUDGET_CONSUMER_GROUP": settings.budget_consumer_group,
+           "EXECWATCH_CONSUMER_SESSION_TIMEOUT_MS": str(settings.consumer_session_timeout_ms),
+           "EXECWATCH_CONSUMER_BATCH_SIZE": str(settings.consumer_batch_size), "EXECWATCH_LOG_LEVEL": "WARNING"}
+    proc = subprocess.Popen([sys.executable, "-m", "services.budget"], env=env)
+    try:
+        await asyncio.to_thread(wait_for_port, "127.0.0.1", port, 60)
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(15)
+
+
+async def latency(settings: Settings, topic: str, programs: int, rate: float, seconds: float,
+                  separate: bool = False) -> list[float]:
     app = build(settings)
     db = Database(settings.database_url_for("budget"))
     sent: dict[str, float] = {}
-    async with app.router.lifespan_context(app):
+    running = budget_process(settings) if separate else app.router.lifespan_context(app)
+    async with running:
         await asyncio.sleep(3)  # let the group settle
         producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=1)
         await producer.start()
@@ -179,6 +205,8 @@ async def main() -> None:
     parser.add_argument("--db", help="PostgreSQL URL to measure as well as SQLite")
     parser.add_argument("--latency-rate", type=float, default=0, help="events/s for the latency run (0 = skip)")
     parser.add_argument("--latency-seconds", type=float, default=10)
+    parser.add_argument("--separate-process", action="store_true",
+                        help="latency run with the budget service as its own process (as deployed)")
     args = parser.parse_args()
 
     broker = EmbeddedBroker.start()
@@ -222,10 +250,12 @@ async def main() -> None:
             ensure_topics(broker.bootstrap, prefix + "lat.")
             await publish(broker.bootstrap, settings.topic("execwatch.budget"), lines(args.programs))
             lat = await latency(settings, settings.topic("execwatch.budget"), args.programs, args.latency_rate,
-                                args.latency_seconds)
+                                args.latency_seconds, args.separate_process)
             p50 = statistics.median(lat)
             p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
-            print(f"(c) publish→view latency at {args.latency_rate:,.0f}/s over {len(lat):,} snapshots (SQLite): "
+            where = "separate process" if args.separate_process else "in this process"
+            print(f"(c) publish→view latency at {args.latency_rate:,.0f}/s over {len(lat):,} snapshots "
+                  f"(SQLite, service {where}): "
                   f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms")
     finally:
         broker.stop()

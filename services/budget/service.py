@@ -45,7 +45,7 @@ from services.budget.store import (
     plan_of,
     view_values,
 )
-from services.common.alerting import alert_row
+from services.common.alerting import alert_values
 from services.common.db import Database, seen_event_ids, utcnow
 from services.common.settings import Settings
 
@@ -114,8 +114,8 @@ class _Batch:
     history: dict[Key, dict[date, tuple[int, int]]]
     last: dict[Key, domain.Evaluation] = field(default_factory=dict)
     snapshots: list[dict[str, Any]] = field(default_factory=list)
-    outbox: list[BudgetOutbox] = field(default_factory=list)
-    alerts: list[BudgetAlert] = field(default_factory=list)
+    outbox: list[dict[str, Any]] = field(default_factory=list)  # rows for bulk inserts
+    alerts: list[dict[str, Any]] = field(default_factory=list)
     snapshot_counts: Counter[Key] = field(default_factory=Counter)
 
 
@@ -239,13 +239,15 @@ def _evaluate(batch: _Batch, key: Key, b: domain.ProgramBudget, cause: str,
         batch.outbox.append(outbox)
         batch.alerts.append(log)
         result.alerts += 1
-        result.alerts_by[(change.rule, log.severity, log.status)] += 1
+        result.alerts_by[(change.rule, log["severity"], log["status"])] += 1
     return ev.budget
 
 
 _PROGRAM: sa.Table = BudgetProgram.__table__  # type: ignore[attr-defined]
 _SNAPSHOT: sa.Table = BudgetSnapshot.__table__  # type: ignore[attr-defined]
 _INBOX: sa.Table = BudgetInbox.__table__  # type: ignore[attr-defined]
+_OUTBOX: sa.Table = BudgetOutbox.__table__  # type: ignore[attr-defined]
+_ALERT: sa.Table = BudgetAlert.__table__  # type: ignore[attr-defined]
 _UPDATE_VIEW = (
     _PROGRAM.update()
     .where(_PROGRAM.c.program_id == sa.bindparam("pk_program_id"),
@@ -280,12 +282,14 @@ def _write(batch: _Batch, result: BatchResult, event_ids: list[str], now: dateti
     if batch.snapshots:
         conn.execute(_SNAPSHOT.insert(), batch.snapshots)
     conn.execute(_INBOX.insert(), [{"event_id": i, "processed_at": now} for i in event_ids])
-    session.add_all(batch.outbox)
-    session.add_all(batch.alerts)
+    if batch.outbox:
+        conn.execute(_OUTBOX.insert(), batch.outbox)
+        conn.execute(_ALERT.insert(), batch.alerts)
 
 
 def _alert(ev: domain.Evaluation, change: domain.RuleChange, prefix: str, cause: str,
-           seq: int) -> tuple[BudgetOutbox, BudgetAlert]:
+           seq: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The alert's outbox row and history row, as column values for the batch's bulk inserts."""
     b = ev.budget
     assert b.as_of is not None  # every rule needs an as-of date to fire
     key_labels = {"fiscal_year": str(b.fiscal_year), "program_id": b.program_id, "rule": change.rule}
@@ -314,10 +318,10 @@ def _alert(ev: domain.Evaluation, change: domain.RuleChange, prefix: str, cause:
     )
     # The causing event's id is part of the alert id: deterministic on replay, and two decisions
     # at the same as-of (a snapshot, then an amendment) never collide.
-    row = alert_row(BudgetOutbox, alert, at, prefix, b.as_of, b.revision, cause)
-    log = BudgetAlert(event_id=row.event_id, program_id=b.program_id, fiscal_year=b.fiscal_year,
-                      rule=change.rule, status=status, severity=severity, fingerprint=fp, as_of=b.as_of,
-                      summary=change.summary, figures=_jsonable(figures), seq=seq)
+    row = alert_values(alert, at, prefix, b.as_of, b.revision, cause)
+    log = {"event_id": row["event_id"], "program_id": b.program_id, "fiscal_year": b.fiscal_year,
+           "rule": change.rule, "status": status, "severity": severity, "fingerprint": fp, "as_of": b.as_of,
+           "summary": change.summary, "figures": _jsonable(figures), "seq": seq, "created_at": row["created_at"]}
     return row, log
 
 
