@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from functools import cached_property
 from typing import Literal
 
 Level = Literal["ok", "warning", "critical"]
@@ -170,11 +171,12 @@ class ProgramBudget:
         current = self.current_budget
         return None if current is None else current - self.spent
 
-    @property
+    # Cached: the rules read them several times per event, and the instance never changes.
+    @cached_property
     def rate(self) -> Decimal | None:
         return execution_rate(self.spent, self.current_budget)
 
-    @property
+    @cached_property
     def commit_rate(self) -> Decimal | None:
         return execution_rate(self.committed, self.current_budget)
 
@@ -204,11 +206,12 @@ def evaluate_slip(b: ProgramBudget, plan_cfg: PlanConfig, slip_cfg: SlipConfig,
     if b.as_of is None or b.rate is None:
         return SlipEvaluation(b, None, None, None)
     if plan_cfg.excludes(b.category, b.title):
-        return SlipEvaluation(replace(b, level="ok"), None, None, _change(b.level, "ok"))
+        return SlipEvaluation(b if b.level == "ok" else replace(b, level="ok"), None, None, _change(b.level, "ok"))
     plan = plan_rate(b.as_of, b.fiscal_year, plan_cfg, monthly)
     gap = plan - b.rate
     level = slip_level(b.rate, plan, b.current_budget, slip_cfg)
-    return SlipEvaluation(replace(b, level=level), plan, gap, _change(b.level, level))
+    # `replace` only on a change: this runs for every event of every batch.
+    return SlipEvaluation(b if level == b.level else replace(b, level=level), plan, gap, _change(b.level, level))
 
 
 def slip_summary(e: SlipEvaluation) -> str:
