@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from sqlalchemy.exc import OperationalError
 
 from services.common.db import Database, redacted, upgrade
 from services.common.logging import configure_logging, get_logger
@@ -127,6 +129,13 @@ def http_app(runtime: Runtime, title: str, *, start_broker: bool = True) -> Fast
 
     app = FastAPI(title=title, lifespan=lifespan, version="1.0.0")
     app.state.runtime = runtime
+
+    @app.exception_handler(OperationalError)
+    async def database_unavailable(_: Request, exc: OperationalError) -> JSONResponse:
+        # Nothing was committed: the caller may safely retry the same request (same event ids).
+        log.error("database unavailable", error=str(exc.orig)[:300])
+        return JSONResponse(status_code=503, headers={"Retry-After": "5"},
+                            content={"error": "database unavailable; nothing was stored, retry later"})
 
     @app.get("/healthz", tags=["ops"])
     async def healthz(response: Response) -> dict[str, Any]:

@@ -139,3 +139,18 @@ async def test_ops_endpoints(app):
         assert health.json()["database"] is True
         metrics = (await client.get("/metrics")).text
         assert "execwatch_ingest_accepted_total" in metrics
+
+
+async def test_database_down_answers_503_and_stores_nothing(app, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    from services.ingest import store
+
+    def down(*_: Any, **__: Any) -> Any:
+        raise OperationalError("INSERT", {}, Exception("connection refused"))
+
+    async with TestKafkaBroker(app.state.runtime.broker), running(app) as (client,):
+        monkeypatch.setattr(store, "accept", down)
+        resp = await client.post("/v1/events", headers=AUTH, json=f.snapshot())
+        assert resp.status_code == 503 and resp.headers["retry-after"] == "5"
+        assert "nothing was stored" in resp.json()["error"]
