@@ -141,3 +141,22 @@ def test_webhook_payloads():
     doc = webhook_payload("json", m, items, "webhook:s", "alert", "n1")
     assert doc["status"] == "firing" and doc["alerts"][0]["fingerprint"] == "fp1"
     assert doc["alerts"][0]["figures"]["rate"] == "12.3"
+
+
+def test_long_korean_subjects_survive_the_trip_through_mail():
+    import email
+    import email.policy
+
+    from services.notify.service import build_email
+    from services.notify.store import NotifyDelivery
+
+    base = "[산업입지과] 알림 3건 — [집행 부진] 서울시 산업입지 수급계획 수립 — 집행률 0.0% (계획 대비 −10.3%p) 외 2건"
+    for cut in range(10, len(base)):
+        subject = base[:cut] + " 외 2건"
+        d = NotifyDelivery(alert_event_id="n1", fingerprint="fp", status="firing", severity="warning", role="담당",
+                           name="김지영", address="kim@staff.test", subject=subject, body_text="본문",
+                           body_html="<p>본문</p>")
+        raw = build_email(d, "execwatch@seoul.example").as_bytes()
+        parsed = email.message_from_bytes(raw, policy=email.policy.default)
+        assert parsed["Subject"] == subject
+        assert parsed.get_body(("plain",)).get_content().strip() == "본문"
