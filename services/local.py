@@ -127,4 +127,4 @@ def _demo(settings: Settings, ingest_url: str) -> None:
     token = settings.ingest_sources["report-importer"].get_secret_value()
     print(f"demo: importing {len(files)} reports from {seeds} through {ingest_url}")
     import_files(files, ingest_url=ingest_url, token=token, source="report-importer")
-    print("demo: imported; alert emails will appear above as notify sends them\n")
+    print("demo: imported; alert emails are printed below as notify sends them\n")
