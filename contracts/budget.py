@@ -114,9 +114,6 @@ class ExecutionPlanSet(Payload):
         return self
 
 
-BudgetKind = Literal["budget.line_set", "budget.amended", "budget.execution_snapshot", "budget.plan_set"]
-
-
 class BudgetLineSetEvent(Envelope[BudgetLineSet]):
     event_type: Literal["budget.line_set"] = "budget.line_set"
 

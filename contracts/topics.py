@@ -54,7 +54,3 @@ def message_key(program_id: str) -> bytes:
     """Messages are keyed by program so one program's events stay in order on one partition."""
     return program_id.encode("utf-8")
 
-
-def prefixed(name: str, prefix: str) -> str:
-    """Tests and side-by-side deployments isolate themselves with a topic prefix."""
-    return f"{prefix}{name}" if prefix else name

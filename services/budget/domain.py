@@ -16,7 +16,6 @@ from typing import Literal
 
 Level = Literal["ok", "warning", "critical"]
 ONE_DP = Decimal("0.1")
-LEVELS: tuple[Level, ...] = ("ok", "warning", "critical")
 
 
 def month_day(text: str) -> tuple[int, int]:
@@ -319,9 +318,6 @@ def evaluate(b: ProgramBudget, cfg: RuleConfig, monthly: Sequence[tuple[int, Dec
 
 
 # ---------------------------------------------------------------- rollups (과 / 실 / 전체)
-
-AMOUNTS = ("original", "carried_over", "supplementary", "current", "committed", "spent", "balance")
-
 
 @dataclass(frozen=True)
 class Line:

@@ -53,12 +53,6 @@ class BudgetProgram(SQLModel, table=True):
             over_level=self.over_level, year_end_level=self.year_end_level,  # type: ignore[arg-type]
         )
 
-    def update_from(self, b: ProgramBudget) -> None:
-        for name in ("title", "office", "division", "category", "original", "carried_over", "supplementary",
-                     "committed", "spent", "as_of", "revision", "level", "over_level", "year_end_level"):
-            setattr(self, name, getattr(b, name))
-        self.updated_at = utcnow()
-
 
 class BudgetSnapshot(SQLModel, table=True):
     """Every applied snapshot: the time series of cumulative execution."""
@@ -138,15 +132,6 @@ def _chunks(keys: Iterable[tuple[str, int]]) -> Iterator[list[tuple[str, int]]]:
 
 def _key_in(pid: Any, year: Any, keys: list[tuple[str, int]]) -> Any:
     return sa.tuple_(pid, year).in_(keys)
-
-
-def load_programs(session: Session, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], BudgetProgram]:
-    out: dict[tuple[str, int], BudgetProgram] = {}
-    for chunk in _chunks(keys):
-        rows = session.exec(select(BudgetProgram).where(
-            _key_in(col(BudgetProgram.program_id), col(BudgetProgram.fiscal_year), chunk))).all()
-        out.update({(r.program_id, r.fiscal_year): r for r in rows})
-    return out
 
 
 def _level(value: str) -> Level:

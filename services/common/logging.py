@@ -6,7 +6,7 @@ import logging
 import sys
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TextIO, cast
 
 import structlog
 
@@ -18,6 +18,17 @@ def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[
         if any(word in key.lower() for word in _SECRET_WORDS):
             event[key] = "***"
     return event
+
+
+class _CurrentStderr:
+    """sys.stderr looked up at each write, so a swapped stream (test capture, a daemon's
+    redirect) is followed rather than a closed one kept."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 def configure_logging(level: str = "INFO", json: bool = True, service: str | None = None) -> None:
@@ -33,7 +44,7 @@ def configure_logging(level: str = "INFO", json: bool = True, service: str | Non
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(cast(TextIO, _CurrentStderr())),
         cache_logger_on_first_use=False,
     )
     if service:

@@ -15,6 +15,7 @@ def test_log_fields_that_look_like_credentials_are_masked(capsys):
     line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
     assert line["smtp_password"] == "***" and line["api_token"] == "***" and line["host"] == "mail"
     structlog.contextvars.clear_contextvars()
+    structlog.reset_defaults()
 
 
 def test_database_urls_are_logged_without_password():
