@@ -6,6 +6,7 @@
     execwatch topics ensure|list     create / show the Kafka topics
     execwatch contracts write|check  regenerate / verify the committed JSON Schemas
     execwatch db upgrade|revision    Alembic migrations per service
+    execwatch deadletter list        what was set aside, by which service, and why
     execwatch smtp-sink              a local mail server that prints what it receives
 """
 
@@ -90,6 +91,27 @@ def _db(args: argparse.Namespace) -> int:
     return 0
 
 
+def _deadletter(args: argparse.Namespace) -> int:
+    from services.common.deadletters import read_dead_letters
+
+    settings = get_settings()
+    if not settings.kafka_bootstrap_servers:
+        print("KAFKA_BOOTSTRAP_SERVERS is not set", file=sys.stderr)
+        return 2
+    n = 0
+    for d in read_dead_letters(settings.kafka_bootstrap_servers, settings.topic_prefix, args.limit):
+        n += 1
+        h = d.headers
+        print(f"#{d.partition}:{d.offset} key={d.key} from {h.get('x-original-topic', '?')}"
+              f"@{h.get('x-original-partition', '?')}:{h.get('x-original-offset', '?')} "
+              f"service={h.get('x-error-service', '?')} stage={h.get('x-error-stage', '?')}")
+        print(f"    error: {d.error[:500]}")
+        if args.show_value:
+            print(f"    value: {d.value[:2000].decode('utf-8', 'replace')}")
+    print(f"{n} dead letter(s)")
+    return 0
+
+
 def _smtp_sink(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
@@ -150,6 +172,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-m", "--message", help="revision message")
     p.add_argument("--rev-id", help="revision id, e.g. budget_0002")
     p.set_defaults(func=_db)
+
+    p = sub.add_parser("deadletter", help="list what was dead-lettered, by whom and why",
+                       description="Read execwatch.deadletter without joining a consumer group. Fix an event "
+                                   "and send it again through ingest; its event_id makes a resend safe.")
+    p.add_argument("action", choices=["list"])
+    p.add_argument("--limit", type=int, default=50, help="newest N per partition (default 50)")
+    p.add_argument("--show-value", action="store_true", help="also print the message (first 2,000 bytes)")
+    p.set_defaults(func=_deadletter)
 
     p = sub.add_parser("smtp-sink", help="a local SMTP server that prints and keeps what it receives")
     p.add_argument("--port", type=int, default=1025)
