@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from aiokafka import ConsumerRecord, TopicPartition
 from faststream import AckPolicy, Context
 from faststream.kafka.message import KafkaMessage
+from faststream.message import StreamMessage
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError, StatementError
 
 from contracts import AnyEvent
@@ -34,6 +35,13 @@ EVENT_ERRORS = (IntegrityError, DataError, ValueError)
 Handler = Callable[..., Awaitable[None]]
 
 
+async def raw_batch(msg: StreamMessage[Any]) -> list[bytes]:
+    """Decoder for our batch subscribers: the record values as they are. FastStream's default
+    re-parses every record and tries JSON on it; handlers validate the bytes against the
+    contracts themselves (poison → dead letter), so that work was thrown away."""
+    return [b if isinstance(b, bytes) else bytes(b or b"") for b in msg.body]
+
+
 def batch_subscriber(
     rt: Runtime, topics: list[str], *, group_id: str, title: str, description: str
 ) -> Callable[[Handler], object]:
@@ -47,6 +55,7 @@ def batch_subscriber(
         batch_timeout_ms=s.consumer_batch_timeout_ms,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         auto_offset_reset="earliest",
+        decoder=raw_batch,
         session_timeout_ms=s.consumer_session_timeout_ms,
         heartbeat_interval_ms=max(100, s.consumer_session_timeout_ms // 5),
         title=title,
