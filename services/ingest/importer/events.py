@@ -398,52 +398,57 @@ def map_report(report: ParsedReport, registry: ProgramRegistry, source: str = "r
     return _Builder(report, registry, source, text).build()
 
 
-def cancelled_milestones(previous: Sequence[AnyEnvelope], newer: DocumentResult) -> list[AnyEnvelope]:
-    """Milestones a newer business report no longer lists for a program whose schedule it prints.
+@dataclass(frozen=True)
+class _Listed:
+    """How one kind of listed fact (milestones, targets) is closed when a newer report drops it."""
 
-    Expressed as `milestone.set` with status=cancelled (same id, title and window as before), so
-    the programs service stops watching them; the import report lists each one. A program whose
-    schedule the newer report does not print keeps its milestones (a 추경 plan lists only a few).
-    """
-    now = {(e.key, e.payload.milestone_id) for e in newer.envelopes if e.event_type == "milestone.set"}
-    printed = {e.key for e in newer.envelopes if e.event_type == "milestone.set"}
+    event_type: str
+    event: type[MilestoneSetEvent] | type[TargetSetEvent]
+    id_field: str
+    closed: str  # the status that says "no longer listed"
+    what: str  # 일정 / 목표, for the note staff read
+    label: str  # for the import report
+
+
+_MILESTONES = _Listed("milestone.set", MilestoneSetEvent, "milestone_id", "cancelled", "일정", "milestone")
+_TARGETS = _Listed("target.set", TargetSetEvent, "target_id", "dropped", "목표", "target")
+
+
+def _no_longer_listed(previous: Sequence[AnyEnvelope], newer: DocumentResult, kind: _Listed) -> list[AnyEnvelope]:
+    """Facts of `kind` a newer business report no longer lists for a program whose list it prints,
+    published again (same id) with the closed status and a note; the import report lists each.
+    A program whose list the newer report does not print keeps its facts (a 추경 plan lists few)."""
+    mine = [e for e in newer.envelopes if e.event_type == kind.event_type]
+    now = {(e.key, getattr(e.payload, kind.id_field)) for e in mine}
+    printed = {e.key for e in mine}
     out: list[AnyEnvelope] = []
     for e in previous:
-        if e.event_type != "milestone.set" or e.key not in printed:
+        if e.event_type != kind.event_type or e.key not in printed:
             continue
-        p: MilestoneSet = e.payload
-        if (e.key, p.milestone_id) in now or p.status == "cancelled":
+        p = e.payload
+        fact_id = getattr(p, kind.id_field)
+        if (e.key, fact_id) in now or getattr(p, "status", None) == kind.closed:
             continue
-        note = f"{newer.name}에 더 이상 나오지 않음 (최신 업무보고에서 빠진 일정)"
-        payload = p.model_copy(update={"status": "cancelled", "source_ref": SourceRef(document=newer.name),
+        note = f"{newer.name}에 더 이상 나오지 않음 (최신 업무보고에서 빠진 {kind.what})"
+        payload = p.model_copy(update={"status": kind.closed, "source_ref": SourceRef(document=newer.name),
                                        "note": note})
-        event_id = _content_id("milestone.set", e.key, f"milestone/{p.milestone_id}", payload)
-        out.append(MilestoneSetEvent(event_id=event_id, occurred_at=e.occurred_at, source=e.source, key=e.key,
-                                     payload=payload))
-        newer.issues.append(Issue(0, f"milestone no longer in this report; published as cancelled: "
-                                     f"{e.key} {p.title}", p.window_text or ""))
+        event_id = _content_id(kind.event_type, e.key, f"{kind.label}/{fact_id}", payload)
+        out.append(kind.event(event_id=event_id, occurred_at=e.occurred_at, source=e.source, key=e.key,
+                              payload=payload))
+        title = getattr(p, "title", None) or getattr(p, "activity", "")
+        newer.issues.append(Issue(0, f"{kind.label} no longer in this report; published as {kind.closed}: "
+                                     f"{e.key} {title}", getattr(p, "window_text", None) or ""))
     newer.envelopes.extend(out)
     return out
+
+
+def cancelled_milestones(previous: Sequence[AnyEnvelope], newer: DocumentResult) -> list[AnyEnvelope]:
+    """Milestones a newer business report no longer lists: `milestone.set` status=cancelled, so the
+    programs service stops watching them."""
+    return _no_longer_listed(previous, newer, _MILESTONES)
 
 
 def dropped_targets(previous: Sequence[AnyEnvelope], newer: DocumentResult) -> list[AnyEnvelope]:
-    """Targets a newer business report no longer lists for a program whose 추진목표 it prints:
-    `target.set` with status=dropped (same id), so the programs service stops judging them."""
-    now = {(e.key, e.payload.target_id) for e in newer.envelopes if e.event_type == "target.set"}
-    printed = {e.key for e in newer.envelopes if e.event_type == "target.set"}
-    out: list[AnyEnvelope] = []
-    for e in previous:
-        if e.event_type != "target.set" or e.key not in printed:
-            continue
-        p: TargetSet = e.payload
-        if (e.key, p.target_id) in now or p.status == "dropped":
-            continue
-        note = f"{newer.name}에 더 이상 나오지 않음 (최신 업무보고에서 빠진 목표)"
-        payload = p.model_copy(update={"status": "dropped", "source_ref": SourceRef(document=newer.name),
-                                       "note": note})
-        event_id = _content_id("target.set", e.key, f"target/{p.target_id}", payload)
-        out.append(TargetSetEvent(event_id=event_id, occurred_at=e.occurred_at, source=e.source, key=e.key,
-                                  payload=payload))
-        newer.issues.append(Issue(0, f"target no longer in this report; published as dropped: {e.key} {p.activity}"))
-    newer.envelopes.extend(out)
-    return out
+    """Targets a newer business report no longer lists: `target.set` status=dropped, so the
+    programs service stops judging them."""
+    return _no_longer_listed(previous, newer, _TARGETS)
