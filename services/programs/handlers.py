@@ -8,12 +8,9 @@ import asyncio
 from contracts.topics import PROGRAMS
 from services.common.consumer import consume
 from services.common.db import OutboxRelay
-from services.common.logging import get_logger
 from services.common.runtime import Runtime
 from services.common.worker import every
 from services.programs import metrics, service
-
-log = get_logger(__name__)
 
 
 def register(rt: Runtime, relay: OutboxRelay, cfg: service.Config, clock: service.Clock) -> None:

@@ -62,18 +62,19 @@ def _default_state() -> Path | None:
 
 
 def load_state(path: Path | None, aliases: Path | None) -> tuple[ProgramRegistry, list[AnyEnvelope]]:
-    """The registry and last business-report milestones earlier runs saved (empty when none)."""
+    """The registry and the milestones and targets of the last business reports, as earlier runs
+    saved them (empty when none)."""
     alias_list = load_aliases(aliases)
     if path is None or not path.exists():
         return ProgramRegistry(alias_list), []
     data = json.loads(path.read_text("utf-8"))
-    milestones = [parse_event(m) for m in data.get("milestones", [])]
-    return registry_from_json(data.get("registry", {}), alias_list), milestones  # type: ignore[return-value]
+    listed = [parse_event(m) for m in data.get("listed", [])]
+    return registry_from_json(data.get("registry", {}), alias_list), listed  # type: ignore[return-value]
 
 
-def save_state(path: Path, registry: ProgramRegistry, milestones: Sequence[AnyEnvelope]) -> None:
+def save_state(path: Path, registry: ProgramRegistry, listed: Sequence[AnyEnvelope]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = {"registry": registry_to_json(registry), "milestones": [m.model_dump(mode="json") for m in milestones]}
+    data = {"registry": registry_to_json(registry), "listed": [m.model_dump(mode="json") for m in listed]}
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, ensure_ascii=False), "utf-8")
     tmp.replace(path)  # atomic: a crash never leaves half a state file
@@ -170,7 +171,7 @@ def map_files(paths: Sequence[Path], source: str = "report-importer", aliases: P
             previous = [e for e in previous if e.key not in {x.key for x in result.envelopes}] + result.envelopes
         summary.documents.append(result)
     summary.registry = registry
-    summary.last_milestones = [e for e in previous if e.event_type in ("milestone.set", "target.set")]
+    summary.last_listed = [e for e in previous if e.event_type in ("milestone.set", "target.set")]
     return summary
 
 
@@ -185,7 +186,7 @@ def import_files(paths: Sequence[Path], ingest_url: str, token: str, source: str
         summary.published = publish(summary.envelopes, ingest_url, token, client=client)
         # Rejections are final (the contract refuses them again); an unreachable ingest is not.
         if state is not None and summary.published.failed is None and summary.registry is not None:
-            save_state(state, summary.registry, summary.last_milestones)
+            save_state(state, summary.registry, summary.last_listed)
     return summary
 
 

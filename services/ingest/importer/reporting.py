@@ -31,7 +31,7 @@ class ImportSummary:
     published: PublishResult | None = None  # None for a dry run
     dry_run: bool = False
     registry: ProgramRegistry | None = None  # what the run knows, for the state file
-    last_milestones: list[AnyEnvelope] = field(default_factory=list)  # milestones and targets, latest reports
+    last_listed: list[AnyEnvelope] = field(default_factory=list)  # milestones and targets, latest reports
 
     @property
     def envelopes(self) -> list[AnyEnvelope]:
