@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
 
 from services.common.db import OutboxRelay
 from services.common.logging import get_logger
@@ -48,7 +47,8 @@ def router(rt: Runtime, relay: OutboxRelay) -> APIRouter:
                     "rejected": [r.as_dict() for r in rejections],
                 },
             )
-        accepted, duplicates = await asyncio.to_thread(_store, rt, events)
+        accepted, duplicates = await asyncio.to_thread(store.accept_committed, rt.db, events,
+                                                       rt.settings.topic_prefix)
         log.info("events accepted", source=source, accepted=len(accepted), duplicates=len(duplicates),
                  event_ids=accepted[:20], program_ids=sorted({e.key for e in events})[:20])
         ACCEPTED.labels(path="http").inc(len(accepted))
@@ -64,18 +64,6 @@ def router(rt: Runtime, relay: OutboxRelay) -> APIRouter:
         return row
 
     return api
-
-
-def _store(rt: Runtime, events: list[Any]) -> tuple[list[str], list[str]]:
-    for attempt in (1, 2):
-        try:
-            with rt.db.unit_of_work() as session:
-                return store.accept(session, events, rt.settings.topic_prefix)
-        except IntegrityError:
-            # A concurrent request stored one of these ids first; the retry sees it as a duplicate.
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
 
 
 def _status(rt: Runtime, event_id: str) -> dict[str, Any] | None:

@@ -42,22 +42,18 @@ def register(rt: Runtime, relay: OutboxRelay) -> None:
                 await dead_letter(broker, settings, "ingest", item, "contract")
                 continue
             source = domain.authenticate(tokens, header(item.record, TOKEN_HEADER))
-            problem = (
-                domain.publish_problem(item.event, source) if source else None
-            )
-            if source is None or problem is not None:
-                reason = "unknown or missing token" if source is None else f"{problem.field}: {problem.message}"  # type: ignore[union-attr]
-                REJECTED.labels(path="kafka", reason="auth" if source is None else "rights").inc()
-                await dead_letter(broker, settings, "ingest", Incoming(item.record, None, reason, item.raw), "auth")
+            problem = domain.publish_problem(item.event, source) if source else None
+            if source is None:
+                reason, label = "unknown or missing token", "auth"
+            elif problem is not None:
+                reason, label = f"{problem.field}: {problem.message}", "rights"
+            else:
+                good.append(item.event)
                 continue
-            good.append(item.event)
+            REJECTED.labels(path="kafka", reason=label).inc()
+            await dead_letter(broker, settings, "ingest", Incoming(item.record, None, reason, item.raw), "auth")
         if good:
-            accepted = await asyncio.to_thread(_store, rt, good)
+            accepted, _duplicates = await asyncio.to_thread(store.accept_committed, rt.db, good, settings.topic_prefix)
             ACCEPTED.labels(path="kafka").inc(len(accepted))
             relay.wake()
 
-
-def _store(rt: Runtime, events: list[AnyEvent]) -> list[str]:
-    with rt.db.unit_of_work() as session:
-        accepted, _ = store.accept(session, events, rt.settings.topic_prefix)
-    return accepted

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from contracts import AnyEvent, dump_event
 from contracts.topics import message_key, topic_for
-from services.common.db import OutboxBase
+from services.common.db import Database, OutboxBase
 
 
 class IngestOutbox(OutboxBase, table=True):
@@ -43,6 +44,19 @@ def accept(session: Session, events: Sequence[AnyEvent], topic_prefix: str) -> t
     session.add_all(rows)
     duplicates = [i for i in ids if i not in accepted]
     return accepted, duplicates
+
+
+def accept_committed(db: Database, events: Sequence[AnyEvent], topic_prefix: str) -> tuple[list[str], list[str]]:
+    """`accept` in its own transaction, for both front doors (HTTP and the inbound topic)."""
+    for attempt in (1, 2):
+        try:
+            with db.unit_of_work() as session:
+                return accept(session, events, topic_prefix)
+        except IntegrityError:
+            # A concurrent request stored one of these ids first; the retry sees it as a duplicate.
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 def status_of(session: Session, event_id: str) -> IngestOutbox | None:
