@@ -13,6 +13,15 @@ from contracts.envelope import Envelope, Payload
 from contracts.money import Won, WonDelta
 from contracts.programs import ProgramId, SourceRef
 
+#: The account (회계) a line is kept in. A 세출 total covers 일반회계 and 특별회계; a 기금's
+#: operation is reported separately and never enters that total.
+Account = Literal["일반회계", "특별회계", "기금"]
+#: record: a 세부사업 of record (counts in totals). part: a part of `parent_program_id` (a 공사비,
+#: an event funded through an 출연금, a sub-project): shown on the parent's page, never added to a
+#: total. unlinked: a report section that could not be linked to a 세부사업 of record: listed for
+#: review and held out of totals until an alias links it.
+LineScope = Literal["record", "part", "unlinked"]
+
 
 class BudgetLineSet(Payload):
     """The budget of a program for a fiscal year: 본예산 + 이월 등 + 추경 = 예산현액.
@@ -32,6 +41,21 @@ class BudgetLineSet(Payload):
     current: Won | None = Field(default=None, description="예산현액 (A)")
     previous_final: Won | None = Field(default=None, description="전년 최종예산")
     source_ref: SourceRef | None = None
+    account: Account | None = Field(default=None, description="회계: 일반회계 / 특별회계 / 기금")
+    scope: LineScope = Field(default="record", description="record (in totals) / part / unlinked (held out)")
+    parent_program_id: ProgramId | None = Field(
+        default=None, max_length=200, description="for scope=part: the 세부사업 of record this is a part of")
+    effective_date: date | None = Field(
+        default=None, description="the date the line states (the report's 기준일); earlier as-of views keep "
+                                  "the line before it")
+
+    @model_validator(mode="after")
+    def _part_has_a_parent(self) -> BudgetLineSet:
+        if (self.scope == "part") != (self.parent_program_id is not None):
+            raise ValueError("parent_program_id is required for scope=part and only for it")
+        if self.parent_program_id is not None and self.parent_program_id == self.program_id:
+            raise ValueError("a line cannot be a part of itself")
+        return self
 
     @model_validator(mode="after")
     def _current_is_the_sum(self) -> BudgetLineSet:
@@ -78,7 +102,8 @@ class ExecutionSnapshot(Payload):
     program_id: ProgramId = Field(min_length=1, max_length=200)
     fiscal_year: int = Field(ge=2000, le=2100)
     as_of: date
-    committed: Won = Field(description="원인행위액, cumulative")
+    committed: Won | None = Field(
+        description="원인행위액, cumulative; null when the source prints only 지출액 (a 예산현황 summary)")
     spent: Won = Field(description="지출액, cumulative")
     revision: int = Field(default=0, ge=0, description="0 = first report; higher = correction")
     current_budget: Won | None = Field(default=None, description="예산현액 as printed beside it")

@@ -12,6 +12,10 @@ from contracts.envelope import Envelope, Payload
 
 ProgramId = str
 Role = Literal["과장", "팀장", "담당"]
+#: program: a 세부사업 (or a section that describes one). part: below a 세부사업 (sub-item, event,
+#: 공사비): shown on its parent's page. action_item: work with deadlines that is not a budget
+#: line, e.g. an audit finding (감사 지적사항) and its follow-up (조치계획).
+ProgramKind = Literal["program", "part", "action_item"]
 
 
 class SourceRef(Payload):
@@ -51,6 +55,9 @@ class ProgramRegistered(Payload):
     budget_program_ids: list[ProgramId] = Field(
         default_factory=list, description="linked budget lines (budget service program ids)"
     )
+    kind: ProgramKind = Field(default="program", description="program / part / action_item")
+    parent_program_id: ProgramId | None = Field(
+        default=None, max_length=200, description="the program this part or action item belongs to")
 
 
 MilestoneStatus = Literal["planned", "in_progress", "done", "cancelled"]
