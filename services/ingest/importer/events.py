@@ -1,5 +1,19 @@
 """ParsedReport -> contract envelopes (the mapping), with everything staff must see about it.
 
+Programs of record: the rows of a business report's 예산현황 table are the 세부사업 of record.
+Each becomes one `budget.line_set` (scope=record, its 과, its account, effective_date = the
+table's 기준일) and one `budget.execution_snapshot` of the printed 집행액 (committed unknown).
+A section's execution table (천원) is linked to those rows (`linking.py`): a row that IS the
+세부사업 (same name, an alias, or the same 본예산 and 예산현액 within the rounding) gives the
+record's exact figures and, when its 지출액 agrees with the 예산현황 within rounding, the exact
+snapshot (원인행위액 too) - never a second line. Rows below a 세부사업 (a sub-item, an event
+paid from an 출연금, rows that together make it) are scope=part lines with the parent's id;
+rows nothing claims are scope=unlinked and listed for the alias table. A fund's operation table
+(기금) is account=기금 and, not being a row of the 세출 예산현황, scope=unlinked: never in the
+세출 total, reported per account. Accounts: 일반회계 unless a 특별회계/기금 heading in the table
+or the row's name says otherwise. A 추경's amendments take effect on the document's date
+(`_document_date`), so an as-of view before it does not show them.
+
 Event ids are deterministic: uuid5 over the event type, the entity (program, milestone, target,
 as_of, amendment) and the payload without `source_ref`. Importing the same report twice gives
 the same ids (ingest answers duplicates); a newer report with the same fact gives the same id

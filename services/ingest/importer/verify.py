@@ -11,6 +11,7 @@ view broke).
 
 from __future__ import annotations
 
+import itertools
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -122,9 +123,11 @@ def likely_cause(report: int, view: int | None, published: int, tolerance: int,
     if abs(published - report) > tolerance:
         return "the importer's own record lines already differ from the report (see 예산현황 대조)"
     diff = view - published
-    for label, amount in explanations.items():
-        if abs(diff - amount) <= tolerance:
-            return label
+    labels = list(explanations)
+    for size in range(1, len(labels) + 1):  # the fewest rules broken that explain the whole difference
+        for combo in itertools.combinations(labels, size):
+            if abs(diff - sum(explanations[c] for c in combo)) <= tolerance:
+                return " + ".join(combo)
     if diff > 0:
         return ("the view counts more than the records: part/unlinked/기금 lines, a later line, snapshot or 추경, "
                 "or lines another system published for this 과")
@@ -133,8 +136,11 @@ def likely_cause(report: int, view: int | None, published: int, tolerance: int,
     return "the view counts less than the records: record lines or snapshots missing (not consumed or rejected)"
 
 
-def compare(doc: DocumentResult, table: RecordTable, data: dict[str, Any]) -> tuple[int, list[Difference]]:
+def compare(doc: DocumentResult, table: RecordTable, data: dict[str, Any],
+            everything: Sequence[AnyEnvelope] | None = None) -> tuple[int, list[Difference]]:
+    """`everything`: all envelopes of the import (a later document's 추경 explains a difference too)."""
     view = view_figures(data, table.office)
+    published_all = list(everything) if everything is not None else doc.envelopes
     published = table.published(doc.envelopes)
     checked, out = 0, []
     for fig in table.printed:
@@ -148,7 +154,7 @@ def compare(doc: DocumentResult, table: RecordTable, data: dict[str, Any]) -> tu
                 continue
             mine = published.get(fig.division, (0, 0, 0))[1 if key == "current" else 2]
             cause = likely_cause(report, got, mine, fig.tolerance,
-                                 _explanations(doc.envelopes, table, fig.division, column), column)
+                                 _explanations(published_all, table, fig.division, column), column)
             out.append(Difference(fig.label, column, report, got, fig.tolerance, cause))
     return checked, out
 
@@ -177,6 +183,7 @@ def verify_documents(documents: Sequence[DocumentResult], budget_url: str = DEFA
     client = httpx.Client() if fetch is None else None
     get = fetch or _http_fetch(client)  # type: ignore[arg-type]
     out = stream if stream is not None else sys.stderr
+    everything = [e for d in documents for e in d.envelopes]
     start = clock()
     results: list[Verification] = []
     try:
@@ -187,7 +194,7 @@ def verify_documents(documents: Sequence[DocumentResult], budget_url: str = DEFA
                 url = _summary_url(budget_url, table.fiscal_year, table.as_of)
                 v = Verification(doc.name, table.fiscal_year, table.as_of, url)
                 try:
-                    v.checked, v.differences = compare(doc, table, get(url))
+                    v.checked, v.differences = compare(doc, table, get(url), everything)
                 except (httpx.HTTPError, ValueError) as exc:
                     v.error = f"{url}: {exc.__class__.__name__}: {exc}"
                 results.append(v)
