@@ -260,3 +260,49 @@ def _refuse(url: str) -> dict[str, Any]:
     import httpx
 
     raise httpx.ConnectError("refused")
+
+
+def test_import_exits_non_zero_when_the_budget_view_disagrees(monkeypatch, tmp_path, seeds, capsys):
+    import argparse
+
+    from services.ingest.importer import cli
+    from services.ingest.importer.publish import PublishResult
+
+    def fake_import(paths, *args: Any, **kwargs: Any):
+        summary = map_files(paths, progress=False)
+        summary.published = PublishResult(accepted=len(summary.envelopes))
+        return summary
+
+    answers: dict[str, dict[str, Any]] = {}
+    monkeypatch.setattr(cli, "import_files", fake_import)
+    monkeypatch.setattr(cli, "verify_documents", lambda docs, url, timeout, stream: verify_documents(
+        docs, url, 0, fetch=lambda _: answers["view"], stream=stream))
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    report = tmp_path / "report.json"
+    args = parser.parse_args([str(_seed(seeds, "001")), "--token", "t", "--state", "", "--report", str(report),
+                              "--quiet"])
+    january = map_files([_seed(seeds, "001")], progress=False).documents[0]
+    answers["view"] = _view(january, {"record"})
+    assert cli.run(args) == 0
+    assert json.loads(report.read_text("utf-8"))["verification"][0]["ok"] is True
+    answers["view"] = _view(january, {"record", "unlinked"})
+    assert cli.run(args) == 4
+    out = capsys.readouterr().out
+    assert "불일치 뷰티패션산업과 소계 예산현액" in out and "unlinked lines counted in the total" in out
+    assert cli.run(parser.parse_args([*map(str, [_seed(seeds, "001")]), "--token", "t", "--state", "",
+                                      "--no-verify", "--quiet"])) == 0
+
+
+def test_the_state_file_remembers_scopes(seeds, tmp_path):
+    from services.ingest.importer.identity import registry_from_json, registry_to_json
+
+    summary = map_files([_seed(seeds, "001")], progress=False)
+    assert summary.registry is not None
+    again = registry_from_json(json.loads(json.dumps(registry_to_json(summary.registry))))
+    part = again.programs["첨단산업과/홍릉일대도시재생뉴딜사업지원/홍릉일대도시재생뉴딜사업지원(R&D지원센터공사비)"]
+    assert (part.scope, part.parent) == ("part", "첨단산업과/홍릉일대도시재생뉴딜사업지원")
+    assert again.programs["경제정책과/서울형R&D지원"].account == "일반회계"
+    # a later report's row by the part's name never resolves to the part, only to records
+    match = again.resolve("홍릉 일대 도시재생뉴딜사업 지원", "첨단산업과", "later.txt")
+    assert match.program_id == "첨단산업과/홍릉일대도시재생뉴딜사업지원"
