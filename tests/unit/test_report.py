@@ -12,8 +12,8 @@ import pytest
 from services.ingest.importer.model import Milestone, ParsedReport, Section
 from services.ingest.importer.report import parse_report, parse_text
 from services.ingest.importer.text import normalize_name
+from tests.conftest import SEEDS
 
-SEEDS = Path("/work/shared/seeds")
 needs_seeds = pytest.mark.skipif(not SEEDS.is_dir(), reason="seed documents not available")
 
 SNIPPET = """\

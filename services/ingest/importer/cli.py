@@ -5,11 +5,17 @@ the ones earlier files registered, and a newer business report that prints a pro
 without one of its earlier milestones cancels that milestone (`milestone.set` status=cancelled).
 With `--state FILE`, what earlier runs learned (programs, the last business report's milestones)
 is remembered, so a report imported next month is matched against last month's.
+
+After publishing, the budget view is compared with every 예산현황 the files contain, as of its
+기준일 (`--budget-url`, `--verify-timeout`; `--no-verify` skips it). Exit codes: 0 all well,
+1 a file could not be read, 2 usage, 3 publishing failed, 4 the budget view disagrees with a
+report (or could not be read before the timeout).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import sys
@@ -39,6 +45,7 @@ from services.ingest.importer.model import Issue, ParsedReport
 from services.ingest.importer.publish import publish
 from services.ingest.importer.report import parse_text
 from services.ingest.importer.reporting import ImportSummary, render, render_dry_run
+from services.ingest.importer.verify import DEFAULT_BUDGET_URL, verify_documents
 
 DEFAULT_INGEST_URL = "http://127.0.0.1:8701"
 
@@ -57,7 +64,11 @@ def _default_token() -> str | None:
 
 
 def _default_state() -> Path | None:
-    value = os.environ.get("EXECWATCH_IMPORT_STATE", "var/import-state.json")
+    return _state_path(os.environ.get("EXECWATCH_IMPORT_STATE", "var/import-state.json"))
+
+
+def _state_path(value: str) -> Path | None:
+    """`--state ''` (or the env set empty) means no state file."""
     return Path(value) if value else None
 
 
@@ -93,10 +104,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--aliases", type=Path, default=None, metavar="FILE",
                         help="YAML alias table: canonical program id -> names (see aliases.example.yaml)")
     parser.add_argument("--report", type=Path, default=None, metavar="FILE", help="also write the report as JSON")
-    parser.add_argument("--state", type=Path, default=_default_state(), metavar="FILE",
+    parser.add_argument("--state", type=_state_path, default=_default_state(), metavar="FILE",
                         help="remember programs and milestones between runs (env EXECWATCH_IMPORT_STATE; "
                              "default %(default)s); saved only after a complete publish")
     parser.add_argument("--quiet", action="store_true", help="no progress bar, only problems in the report")
+    parser.add_argument("--budget-url", default=os.environ.get("EXECWATCH_BUDGET_URL", DEFAULT_BUDGET_URL),
+                        help="budget view to reconcile with after publishing (env EXECWATCH_BUDGET_URL; "
+                             "default %(default)s)")
+    parser.add_argument("--no-verify", action="store_true",
+                        help="do not wait for the budget view nor compare it with the reports")
+    parser.add_argument("--verify-timeout", type=float, default=60.0, metavar="SECONDS",
+                        help="how long to wait for the budget view to agree (default %(default)s)")
 
 
 class Progress:
@@ -209,6 +227,10 @@ def run(args: argparse.Namespace) -> int:
     except AliasError as exc:
         print(f"execwatch import: {exc}", file=sys.stderr)
         return 2
+    published = summary.published is not None and summary.published.failed is None
+    if published and not args.no_verify:
+        summary.verifications = verify_documents(summary.documents, args.budget_url, args.verify_timeout,
+                                                 stream=sys.stderr if not args.quiet else io.StringIO())
     if args.report:
         args.report.write_text(json.dumps(summary.as_dict(), ensure_ascii=False, indent=2, default=str),
                                encoding="utf-8")
@@ -225,4 +247,6 @@ def run(args: argparse.Namespace) -> int:
     failed = summary.published is not None and summary.published.failed is not None
     if summary.unreadable:
         return 1
-    return 3 if failed else 0
+    if failed:
+        return 3
+    return 4 if any(not v.ok for v in summary.verifications) else 0

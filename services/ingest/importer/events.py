@@ -1,5 +1,19 @@
 """ParsedReport -> contract envelopes (the mapping), with everything staff must see about it.
 
+Programs of record: the rows of a business report's 예산현황 table are the 세부사업 of record.
+Each becomes one `budget.line_set` (scope=record, its 과, its account, effective_date = the
+table's 기준일) and one `budget.execution_snapshot` of the printed 집행액 (committed unknown).
+A section's execution table (천원) is linked to those rows (`linking.py`): a row that IS the
+세부사업 (same name, an alias, or the same 본예산 and 예산현액 within the rounding) gives the
+record's exact figures and, when its 지출액 agrees with the 예산현황 within rounding, the exact
+snapshot (원인행위액 too) - never a second line. Rows below a 세부사업 (a sub-item, an event
+paid from an 출연금, rows that together make it) are scope=part lines with the parent's id;
+rows nothing claims are scope=unlinked and listed for the alias table. A fund's operation table
+(기금) is account=기금 and, not being a row of the 세출 예산현황, scope=unlinked: never in the
+세출 total, reported per account. Accounts: 일반회계 unless a 특별회계/기금 heading in the table
+or the row's name says otherwise. A 추경's amendments take effect on the document's date
+(`_document_date`), so an as-of view before it does not show them.
+
 Event ids are deterministic: uuid5 over the event type, the entity (program, milestone, target,
 as_of, amendment) and the payload without `source_ref`. Importing the same report twice gives
 the same ids (ingest answers duplicates); a newer report with the same fact gives the same id
@@ -36,7 +50,8 @@ from contracts import (
 )
 from contracts.programs import ContactInfo, SourceRef
 from services.ingest.importer.contacts import _edit_distance
-from services.ingest.importer.identity import ProgramRegistry, Unmatched, display_key
+from services.ingest.importer.identity import ProgramRegistry, Unmatched, display_key, make_program_id
+from services.ingest.importer.linking import Amounts, close, half_unit, sub_item_of, subsets_summing_to, words
 from services.ingest.importer.model import (
     BudgetRow,
     BudgetTable,
@@ -47,7 +62,7 @@ from services.ingest.importer.model import (
     Section,
     SupplementaryRow,
 )
-from services.ingest.importer.text import normalize_name
+from services.ingest.importer.text import compact, normalize_line, normalize_name
 
 KST = timezone(timedelta(hours=9))
 ROLES = ("과장", "팀장", "담당")
@@ -61,6 +76,7 @@ STAGE_STATUS = {"완료": "done", "진행중": "in_progress", "추진 예정": "
 UNIT_TOLERANCE = {"원": 1, "천원": 1_000, "백만원": 1_000_000, "억원": 100_000_000}
 MAX_ID = 200
 # Section titles that are report furniture, not a program.
+NO_RECORD = "예산현황의 어느 세부사업과도 이름·별칭·금액으로 연결되지 않음"
 GENERIC_TITLES = {"향후계획", "향후추진계획", "추진계획", "기타사항", "건의사항", "향후추진일정"}
 
 AnyEnvelope = Envelope[Any]
@@ -73,6 +89,113 @@ class Inconsistency:
     line: int
     program_id: str
     text: str
+
+
+@dataclass(frozen=True)
+class Link:
+    """A detail row that is its 세부사업 of record (`how`: name, alias, amount, sum of rows)."""
+
+    line: int
+    section: str
+    name: str
+    record_id: str
+    record_name: str
+    how: str
+
+
+@dataclass(frozen=True)
+class Child:
+    """A detail row below a 세부사업 of record: published as a part, never added to a total."""
+
+    line: int
+    section: str
+    name: str
+    program_id: str
+    parent_id: str
+    parent_name: str
+    how: str  # alias | sub-item | funded-through | amount-differs | sum | earlier
+
+
+@dataclass(frozen=True)
+class UnlinkedRow:
+    """A detail row no 세부사업 of record claims: held out of totals until an alias links it."""
+
+    line: int
+    section: str
+    name: str
+    program_id: str
+    division: str | None
+    account: str
+    original: int | None
+    current: int | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class ExecutionChoice:
+    """A detail table's 집행액 that differs from the 예산현황's beyond rounding: the record's is published."""
+
+    line: int
+    program_id: str
+    name: str
+    detail_spent: int | None
+    record_spent: int | None
+
+
+@dataclass(frozen=True)
+class RecordFigures:
+    """One 소계 or the 계 of a 예산현황 table as printed, with the rounding it allows."""
+
+    label: str  # "경제정책과 소계" / "계"
+    division: str | None  # None for the 계
+    original: int | None
+    current: int | None
+    spent: int | None
+    tolerance: int  # 원
+
+
+@dataclass
+class RecordTable:
+    """What a 예산현황 table says and what this import published for its rows of record."""
+
+    line: int
+    as_of: date | None
+    fiscal_year: int
+    office: str | None
+    unit: str
+    printed: list[RecordFigures] = field(default_factory=list)
+    record_ids: dict[str, str | None] = field(default_factory=dict)  # program id -> division
+
+    def published(self, envelopes: Sequence[AnyEnvelope]) -> dict[str | None, tuple[int, int, int]]:
+        """(본예산, 예산현액, 집행액) per division and for the whole table (key None), from the record
+        lines and snapshots this table's rows published."""
+        lines: dict[str, Any] = {}
+        spent: dict[str, int] = {}
+        for e in envelopes:
+            if e.key not in self.record_ids:
+                continue
+            if e.event_type == "budget.line_set":
+                lines[e.key] = e.payload
+            elif e.event_type == "budget.execution_snapshot" and e.payload.as_of == self.as_of:
+                spent[e.key] = e.payload.spent
+        out: dict[str | None, tuple[int, int, int]] = {}
+        for pid, payload in lines.items():
+            for key in (self.record_ids[pid], None):
+                o, c, s = out.get(key, (0, 0, 0))
+                out[key] = (o + payload.original, c + payload.current_budget, s + spent.get(pid, 0))
+        return out
+
+    def checks(self, envelopes: Sequence[AnyEnvelope]) -> list[tuple[RecordFigures, str, int, int, bool]]:
+        """(printed row, column, printed, published, ok) for every 소계 and the 계."""
+        got = self.published(envelopes)
+        out: list[tuple[RecordFigures, str, int, int, bool]] = []
+        for fig in self.printed:
+            mine = got.get(fig.division, (0, 0, 0))
+            for column, printed, value in (("본예산", fig.original, mine[0]), ("예산현액", fig.current, mine[1]),
+                                           ("집행액", fig.spent, mine[2])):
+                if printed is not None:
+                    out.append((fig, column, printed, value, abs(printed - value) <= fig.tolerance))
+        return out
 
 
 @dataclass
@@ -89,9 +212,28 @@ class DocumentResult:
     inconsistencies: list[Inconsistency] = field(default_factory=list)
     unmatched: list[Unmatched] = field(default_factory=list)
     error: str | None = None  # the file could not be read at all
+    document_date: date | None = None  # the date the document states for itself (see _document_date)
+    links: list[Link] = field(default_factory=list)
+    children: list[Child] = field(default_factory=list)
+    unlinked: list[UnlinkedRow] = field(default_factory=list)
+    execution_choices: list[ExecutionChoice] = field(default_factory=list)
+    record_tables: list[RecordTable] = field(default_factory=list)
 
     def counts(self) -> Counter[str]:
         return Counter(e.event_type for e in self.envelopes)
+
+    def accounts(self) -> dict[str, dict[str, int]]:
+        """Per account and scope: lines, 본예산 and 예산현액 of the budget lines this document publishes."""
+        out: dict[str, dict[str, int]] = {}
+        for e in self.envelopes:
+            if e.event_type != "budget.line_set":
+                continue
+            p = e.payload
+            row = out.setdefault(f"{p.account or '미상'}/{p.scope}", {"lines": 0, "original": 0, "current": 0})
+            row["lines"] += 1
+            row["original"] += p.original
+            row["current"] += p.current_budget
+        return dict(sorted(out.items()))
 
 
 def _content_id(event_type: str, key: str, entity: str, payload: Any) -> Any:
@@ -107,6 +249,62 @@ def _bounded(text: str) -> str:
     return f"{text[:MAX_ID - 9]}~{tail}"
 
 
+def _month_end(year: int, month: int) -> date:
+    return date(year, 12, 31) if month == 12 else date(year, month + 1, 1) - timedelta(days=1)
+
+
+_SUPPLEMENTARY_MONTH = re.compile(
+    r"(?:’(\d{2})|(20\d{2})\s*년)\s*\.?\s*(\d{1,2})\s*월\s*(?:제\s*\d\s*회\s*)?(?:추가\s*경정|추경)")
+_ACCOUNT_HEADING = re.compile(r"^[<〈\[【(]?\s*((?:\S{0,20})특별회계|일반회계|기금)\s*[>〉\]】)]?$")
+
+
+def _document_date(report: ParsedReport, text: str) -> date | None:
+    """The date a document states for itself: its issue date, else the latest 기준일 it prints,
+    else, for a 추경 plan, the end of the month its 추가경정예산 is said to be of (`’25.6월
+    추가경정예산` -> 2025-06-30: by then it is in force; earlier we cannot tell)."""
+    if report.issue_date is not None:
+        return report.issue_date
+    if report.as_of_dates:
+        return max(report.as_of_dates)
+    if report.kind == "supplementary_budget":
+        m = _SUPPLEMENTARY_MONTH.search(normalize_line(text))
+        if m and 1 <= int(m.group(3)) <= 12:
+            year = int(m.group(2)) if m.group(2) else 2000 + int(m.group(1))
+            return _month_end(year, int(m.group(3)))
+    return None
+
+
+@dataclass
+class _Record:
+    """A row of a 예산현황 table: a 세부사업 of record."""
+
+    pid: str
+    row: BudgetRow
+    table: BudgetTable
+    division: str
+    account: str
+    key: str  # normalised name
+    same: list[_Detail] = field(default_factory=list)  # detail rows that are this 세부사업
+    summed: list[_Detail] = field(default_factory=list)  # detail rows that together are it
+
+
+@dataclass
+class _Detail:
+    """A row of a section's execution (or fund) table and what it became."""
+
+    sec: Section
+    table: BudgetTable
+    row: BudgetRow
+    division: str | None
+    role: str = "unlinked"  # same | part | unlinked
+    record: _Record | None = None
+    parent_id: str | None = None
+    parent_name: str | None = None
+    how: str = ""
+    pid: str = ""
+    reason: str = ""
+
+
 class _Builder:
     def __init__(self, report: ParsedReport, registry: ProgramRegistry, source: str, text: str) -> None:
         self.rep = report
@@ -114,22 +312,21 @@ class _Builder:
         self.source = source
         self.doc = Path(report.path).name
         self.text = text
+        self.lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n") if text else []
         self.fy: int = report.reference_year or 0
         self.out = DocumentResult(report.path, self.doc, report.kind, report.reference_year)
         self.out.issues.extend(report.issues)
-        stamp = max(report.as_of_dates) if report.as_of_dates else date(self.fy or 2000, 1, 1)
+        self.date = _document_date(report, text)
+        self.out.document_date = self.date
+        stamp = self.date or date(self.fy or 2000, 1, 1)
         self.occurred_at = datetime.combine(stamp, time(9, 0), KST).astimezone(UTC)
         self.later_document = False
         self.summary_tables = [t for t in report.tables if t.kind == "summary"]
         self.known_divisions = Counter(
             r.division for t in self.summary_tables for r in t.rows if r.division
         ) + Counter(r.division for r in report.supplementary if r.division)
-        self.owner_by_name: dict[str, set[str]] = {}
-        for t in self.summary_tables:
-            for r in t.rows:
-                if r.kind == "row" and r.division:
-                    self.owner_by_name.setdefault(normalize_name(r.name), set()).add(r.division)
-        self.covered: dict[str, tuple[int, int | None]] = {}  # program id -> (line, 본예산) from execution tables
+        self.records: list[_Record] = []
+        self.details: list[_Detail] = []
         self.seen_ids: Counter[str] = Counter()
 
     # ------------------------------------------------------------------ helpers
@@ -152,12 +349,8 @@ class _Builder:
         """The division as printed, unless it is one letter away from one the budget tables use."""
         if printed is None or not self.known_divisions or printed in self.known_divisions:
             return printed
-        close = [d for d in self.known_divisions if len(d) == len(printed) and _edit_distance(d, printed) == 1]
-        return close[0] if len(close) == 1 else printed
-
-    def owner(self, name: str, fallback: str | None) -> str | None:
-        owners = self.owner_by_name.get(normalize_name(name), set())
-        return next(iter(owners)) if len(owners) == 1 else fallback
+        close_ = [d for d in self.known_divisions if len(d) == len(printed) and _edit_distance(d, printed) == 1]
+        return close_[0] if len(close_) == 1 else printed
 
     def resolve(self, name: str, division: str | None, line: int, original: int | None = None,
                 tolerance: int = 0) -> str:
@@ -184,7 +377,7 @@ class _Builder:
                 found.append(info)
         return found
 
-    def register(self, pid: str, title: str, sec: Section, division: str | None) -> None:
+    def register(self, pid: str, title: str, sec: Section, division: str | None, parent: str | None = None) -> None:
         method, agency = sec.method, None
         if method:
             m = re.match(r"^\s*대행\s*[(（](.+)[)）]\s*$", method)
@@ -194,44 +387,295 @@ class _Builder:
             program_id=pid, fiscal_year=self.fy, title=title, office=sec.office or self.rep.office,
             division=division, team=sec.team, contacts=self.contacts(sec), purpose=sec.purpose or None,
             method=method or None, agency=agency, period_text=sec.period_text or None,
-            source_ref=self.ref(sec.title, sec.line))
+            source_ref=self.ref(sec.title, sec.line), kind="part" if parent else "program",
+            parent_program_id=parent)
         self.emit(ProgramRegisteredEvent, pid, "program", payload)
 
+    def register_record(self, rec: _Record) -> None:
+        """A 세부사업 of record no section describes: registered from its 예산현황 row."""
+        payload = ProgramRegistered(program_id=rec.pid, fiscal_year=self.fy, title=rec.row.name,
+                                    office=self.rep.office, division=rec.division,
+                                    source_ref=self.ref("예산현황", rec.row.line))
+        self.emit(ProgramRegisteredEvent, rec.pid, "program", payload)
+
     # ------------------------------------------------------------------ budget
-    def line_set(self, pid: str, row: BudgetRow, table: BudgetTable, division: str | None,
-                 section: str | None) -> None:
-        if row.original is None:
-            self.issue(row.line, "budget row without 본예산; no budget line published", row.name)
+    def line_set(self, pid: str, title: str, figures: tuple[int | None, int | None, int | None], *,
+                 table: BudgetTable, line: int, division: str | None, section: str | None, account: str,
+                 scope: str, parent: str | None = None, previous_final: int | None = None) -> None:
+        """One budget.line_set: `figures` is (본예산, 이월 등, 예산현액) as printed (None = blank)."""
+        original, carried, current = figures
+        if original is None:
+            self.issue(line, "budget row without 본예산; no budget line published", title)
             return
-        carried = row.carried_over
-        current = row.current
         if carried is None and current is not None and table.kind == "summary":
             # The summary prints 본예산 and 예산현액 only: the difference is 이월 등.
-            carried = current - row.original if current >= row.original else None
+            carried = current - original if current >= original else None
         carried = carried or 0
-        if current is not None and current != row.original + carried:
+        if current is not None and current != original + carried:
             self.out.inconsistencies.append(Inconsistency(
-                row.line, pid,
-                f"{row.name}: 예산현액 {current:,}원 ≠ 본예산 {row.original:,} + 이월 등 {carried:,}원; "
+                line, pid,
+                f"{title}: 예산현액 {current:,}원 ≠ 본예산 {original:,} + 이월 등 {carried:,}원; "
                 "parts published, 예산현액 left empty"))
             current = None
-        name = normalize_name(row.name)
+        name = normalize_name(title)
         category = ("기본경비" if "기본경비" in name else "전출금" if "전출" in name else
                     "반환금" if "반환" in name else "기금" if table.kind == "fund" else None)
         payload = BudgetLineSet(
-            program_id=pid, fiscal_year=self.fy, title=row.name, office=self.rep.office, division=division,
-            category=category, original=row.original, carried_over=carried, current=current,
-            previous_final=row.previous_final, source_ref=self.ref(section, row.line))
+            program_id=pid, fiscal_year=self.fy, title=title, office=self.rep.office, division=division,
+            category=category, original=original, carried_over=carried, current=current,
+            previous_final=previous_final, source_ref=self.ref(section, line), account=account,
+            scope=scope, parent_program_id=parent, effective_date=table.as_of or self.date)
         self.emit(BudgetLineSetEvent, pid, f"line/{self.fy}", payload)
-        if table.kind == "execution" and table.as_of and row.committed is not None and row.spent is not None:
-            if not (self.fy - 1 <= table.as_of.year <= self.fy + 1):
-                self.issue(row.line, f"as_of {table.as_of} is far from fiscal year {self.fy}; no snapshot",
-                           row.name)
-                return
-            snap = ExecutionSnapshot(
-                program_id=pid, fiscal_year=self.fy, as_of=table.as_of, committed=row.committed,
-                spent=row.spent, revision=0, current_budget=current, source_ref=self.ref(section, row.line))
-            self.emit(ExecutionSnapshotEvent, pid, f"snapshot/{table.as_of.isoformat()}/0", snap)
+
+    def snapshot(self, pid: str, as_of: date | None, committed: int | None, spent: int | None,
+                 current: int | None, section: str | None, line: int, name: str) -> None:
+        if as_of is None or spent is None:
+            return
+        if not (self.fy - 1 <= as_of.year <= self.fy + 1):
+            self.issue(line, f"as_of {as_of} is far from fiscal year {self.fy}; no snapshot", name)
+            return
+        snap = ExecutionSnapshot(program_id=pid, fiscal_year=self.fy, as_of=as_of, committed=committed,
+                                 spent=spent, revision=0, current_budget=current, source_ref=self.ref(section, line))
+        self.emit(ExecutionSnapshotEvent, pid, f"snapshot/{as_of.isoformat()}/0", snap)
+
+    def detail_budget(self, d: _Detail, account: str, scope: str, parent: str | None = None) -> None:
+        r = d.row
+        self.line_set(d.pid, r.name, (r.original, r.carried_over, r.current), table=d.table, line=r.line,
+                      division=d.division, section=d.sec.title, account=account, scope=scope, parent=parent,
+                      previous_final=r.previous_final)
+        if d.table.kind == "execution" and r.committed is not None:
+            self.snapshot(d.pid, d.table.as_of, r.committed, r.spent, r.current, d.sec.title, r.line, r.name)
+
+    # ------------------------------------------------------------------ records and links
+    def account_of(self, table: BudgetTable, row: BudgetRow) -> str:
+        """일반회계 unless the table says otherwise: a 특별회계 / 기금 group heading above the row
+        (within the table) or the account in the row's own name."""
+        if table.kind == "fund":
+            return "기금"
+        if "특별회계" in normalize_name(row.name):
+            return "특별회계"
+        account = "일반회계"
+        for text in self.lines[table.line:row.line - 1]:
+            m = _ACCOUNT_HEADING.match(compact(normalize_line(text)))
+            if m:
+                found = m.group(1)
+                account = "특별회계" if found.endswith("특별회계") else found
+        return account
+
+    def read_records(self) -> None:
+        for t in self.summary_tables:
+            self.out.reconciliations += [("예산현황", rc) for rc in t.reconciliations]
+            tol = UNIT_TOLERANCE.get(t.unit, 1)
+            table = RecordTable(t.line, t.as_of, self.fy, self.rep.office, t.unit)
+            counts: Counter[str | None] = Counter()
+            for r in t.rows:
+                if r.kind != "row":
+                    continue
+                div = self.division(r.division)
+                counts[div] += 1
+                counts[None] += 1
+                if div is None:
+                    self.issue(r.line, "summary row without a division; not published", r.name)
+                    continue
+                pid = self.resolve(r.name, div, r.line, r.original, tol)
+                account = self.account_of(t, r)
+                self.reg.remember(pid, r.name, div, self.doc, r.original, scope="record", account=account)
+                self.records.append(_Record(pid, r, t, div, account, normalize_name(r.name)))
+                table.record_ids[pid] = div
+            for r in t.rows:
+                if r.kind in ("subtotal", "total"):
+                    div = self.division(r.division) if r.kind == "subtotal" else None
+                    label = f"{div} 소계" if div else "계"
+                    n = counts.get(div, 0)
+                    table.printed.append(RecordFigures(label, div, r.original, r.current, r.spent,
+                                                       -(-n // 2) * tol))
+            self.out.record_tables.append(table)
+
+    def agrees(self, d: _Detail, rec: _Record) -> bool:
+        half = half_unit(UNIT_TOLERANCE.get(rec.table.unit, 1))
+        r = d.row
+        same_current = rec.row.current is None or close(r.current, rec.row.current, half)
+        return close(r.original, rec.row.original, half) and same_current
+
+    def link_same(self, d: _Detail, rec: _Record, how: str) -> None:
+        if rec.same:  # printed twice: the first table stands; this one is a part of it
+            self.link_part(d, rec, "printed-again")
+            return
+        d.role, d.record, d.how, d.pid = "same", rec, how, rec.pid
+        rec.same.append(d)
+
+    def link_part(self, d: _Detail, rec: _Record | None, how: str, parent_id: str | None = None,
+                  parent_name: str | None = None) -> None:
+        d.role, d.record, d.how = "part", rec, how
+        d.parent_id = rec.pid if rec else parent_id
+        d.parent_name = rec.row.name if rec else parent_name
+        d.pid = _bounded(f"{d.parent_id}/{display_key(d.row.name) or 'part'}")
+
+    def link_by_name(self, d: _Detail) -> None:
+        """Aliases, the exact name, and names that put the row below a record; amounts come later."""
+        name, div = d.row.name, d.division
+        if d.table.kind == "fund":
+            exact = [rec for rec in self.records if rec.key == normalize_name(name) and rec.account == "기금"]
+            if len(exact) == 1:
+                self.link_same(d, exact[0], "name")
+            else:
+                d.reason = "기금 운용 사업: 세출 예산현황에 없는 기금 (세출 합계 밖, 기금 합계로 따로 보고)"
+            return
+        by_pid = {rec.pid: rec for rec in self.records}
+        parent = self.reg.alias_parent(name, div)
+        if parent is not None:
+            known = self.reg.programs.get(parent)
+            self.link_part(d, by_pid.get(parent), "alias", parent, known.title if known else parent)
+            return
+        alias = self.reg.alias_of(name, div)
+        if alias is not None and alias in by_pid:
+            self.link_same(d, by_pid[alias], "alias")
+            return
+        key = normalize_name(name)
+        local = [rec for rec in self.records if rec.division == div] if div else list(self.records)
+        exact = [rec for rec in local if rec.key == key] or [rec for rec in self.records if rec.key == key]
+        if len(exact) == 1:
+            if self.agrees(d, exact[0]):
+                self.link_same(d, exact[0], "name")
+            else:
+                self.link_part(d, exact[0], "amount-differs")
+            return
+        below = [(rec, how) for rec in local for how in [sub_item_of(name, rec.key)] if how]
+        if len(below) == 1:
+            rec, how = below[0]
+            if how == "sub-item" and self.agrees(d, rec) and not rec.same:
+                self.link_same(d, rec, "name")
+            else:
+                self.link_part(d, rec, how)
+
+    def link_by_amount(self, d: _Detail) -> None:
+        local = [rec for rec in self.records if rec.division == d.division and not rec.same]
+        found = [rec for rec in local if self.agrees(d, rec)]
+        if len(found) == 1:
+            self.link_same(d, found[0], "amount")
+        elif len(found) > 1:
+            d.reason = "본예산이 같은 세부사업이 여럿: " + ", ".join(rec.row.name for rec in found)
+
+    def link_sums(self) -> None:
+        """Rows that together are one 세부사업 (or complete the one a row names): parts of it."""
+        claims: dict[int, list[_Record]] = {}
+        chosen: dict[str, tuple[_Record, tuple[int, ...]]] = {}
+        for rec in self.records:
+            if rec.same or rec.row.original is None:
+                continue
+            anchors = [d for d in self.details if d.record is rec and d.how == "amount-differs"]
+            pool = [d for d in self.details if d.role == "unlinked" and d.division == rec.division
+                    and d.table.kind == "execution" and d.row.original is not None]
+            if not anchors:  # without a row naming the record, every row must share a telling word
+                pool = [d for d in pool if words(d.row.name) & words(rec.row.name)]
+            original = rec.row.original - sum(d.row.original or 0 for d in anchors)
+            current = (rec.row.current - sum(d.row.current or 0 for d in anchors)
+                       if rec.row.current is not None and all(d.row.current is not None for d in anchors) else None)
+            if not pool or original <= 0:
+                continue
+            half = half_unit(UNIT_TOLERANCE.get(rec.table.unit, 1))
+            cands = [Amounts(i, d.row.original or 0, d.row.current) for i, d in enumerate(pool)]
+            found = subsets_summing_to(cands, original, current, half, 1 if anchors else 2)
+            if len(found) != 1:
+                continue
+            picked = tuple(id(pool[i]) for i in found[0])
+            chosen[rec.pid] = (rec, picked)
+            for ident in picked:
+                claims.setdefault(ident, []).append(rec)
+        by_ident = {id(d): d for d in self.details}
+        for rec, picked in chosen.values():
+            if any(len(claims[i]) > 1 for i in picked):
+                continue  # two records could be made of the same row: ambiguous, left for a person
+            for ident in picked:
+                self.link_part(by_ident[ident], rec, "sum")
+            rec.summed = [d for d in self.details if d.record is rec and d.role == "part"
+                          and d.how in ("sum", "amount-differs")]
+
+    def link_without_summary(self, d: _Detail) -> None:
+        """A document with no 예산현황: rows are matched to programs earlier documents recorded."""
+        r = d.row
+        match = self.reg.resolve(r.name, d.division, self.doc, r.original, UNIT_TOLERANCE.get(d.table.unit, 1),
+                                 org=self.rep.office)
+        known = self.reg.programs.get(match.program_id) if match.how != "new" else None
+        if known is not None and known.scope == "record":
+            d.role, d.how, d.pid = "same", match.how, known.program_id
+            return
+        part = self.reg.part_named(r.name, d.division)
+        if part is not None and part.parent:
+            parent = self.reg.programs.get(part.parent)
+            d.role, d.how, d.pid = "part", "earlier", part.program_id
+            d.parent_id, d.parent_name = part.parent, parent.title if parent else part.parent
+            return
+        d.pid = known.program_id if known is not None else match.program_id
+        d.reason = d.reason or "예산현황에 연결할 세부사업이 없음"
+
+    # ------------------------------------------------------------------ publishing records and rows
+    def publish_record(self, rec: _Record) -> None:
+        r, t = rec.row, rec.table
+        half = half_unit(UNIT_TOLERANCE.get(t.unit, 1))
+        figures: tuple[int | None, int | None, int | None] = (r.original, r.carried_over, r.current)
+        source, line = "예산현황", r.line
+        exact: tuple[int | None, int | None, date | None, int] | None = None  # committed, spent, as_of, line
+        if rec.same:
+            d = rec.same[0]
+            figures = (d.row.original, d.row.carried_over, d.row.current)
+            source, line = d.sec.title, d.row.line
+            if d.table.kind == "execution" and d.row.spent is not None:
+                exact = (d.row.committed, d.row.spent, d.table.as_of, d.row.line)
+        elif rec.summed:
+            parts = [d.row for d in rec.summed]
+            figures = (sum(p.original or 0 for p in parts), sum(p.carried_over or 0 for p in parts),
+                       sum(p.current or 0 for p in parts) if all(p.current is not None for p in parts) else None)
+            if all(p.spent is not None for p in parts) and len({d.table.as_of for d in rec.summed}) == 1:
+                committed = (sum(p.committed or 0 for p in parts)
+                             if all(p.committed is not None for p in parts) else None)
+                exact = (committed, sum(p.spent or 0 for p in parts), rec.summed[0].table.as_of, r.line)
+        self.line_set(rec.pid, r.name, figures, table=t, line=line, division=rec.division, section=source,
+                      account=rec.account, scope="record", previous_final=r.previous_final)
+        current = figures[2]
+        if exact is not None and exact[2] == t.as_of and (r.spent is None or close(exact[1], r.spent, half)):
+            self.snapshot(rec.pid, t.as_of, exact[0], exact[1], current, source, exact[3], r.name)
+            return
+        if exact is not None and exact[2] == t.as_of:
+            self.out.execution_choices.append(ExecutionChoice(exact[3], rec.pid, r.name, exact[1], r.spent))
+        # The 예산현황's own 집행액 (지출액 기준): no 원인행위액 is printed there.
+        self.snapshot(rec.pid, t.as_of, None, r.spent, r.current, "예산현황", r.line, r.name)
+        if exact is not None and exact[2] != t.as_of:  # a detail table of another 기준일 adds its own point
+            self.snapshot(rec.pid, exact[2], exact[0], exact[1], current, source, exact[3], r.name)
+
+    def publish_detail(self, d: _Detail) -> None:
+        title = d.record.row.name if d.role == "same" and d.record else d.row.name
+        if d.role == "same":
+            self.register(d.pid, title, d.sec, d.record.division if d.record else d.division)
+            self.reg.remember(d.pid, d.row.name, d.record.division if d.record else d.division, self.doc,
+                              d.row.original)
+            if d.record is None:  # no 예산현황 in this document: the row is the line of record
+                known = self.reg.programs.get(d.pid)
+                self.detail_budget(d, known.account if known and known.account else "일반회계", "record")
+            else:
+                self.out.links.append(Link(d.row.line, d.sec.title, d.row.name, d.pid, d.record.row.name, d.how))
+            return
+        account = "기금" if d.table.kind == "fund" else "일반회계"
+        if d.role == "part" and d.parent_id:
+            known_parent = self.reg.programs.get(d.parent_id)
+            account = d.record.account if d.record else (known_parent.account if known_parent and
+                                                         known_parent.account else account)
+            self.register(d.pid, d.row.name, d.sec, d.division, parent=d.parent_id)
+            self.reg.remember(d.pid, d.row.name, d.division, self.doc, d.row.original, scope="part",
+                              parent=d.parent_id)
+            self.detail_budget(d, account, "part", d.parent_id)
+            self.out.children.append(Child(d.row.line, d.sec.title, d.row.name, d.pid, d.parent_id,
+                                           d.parent_name or d.parent_id, d.how))
+            return
+        if not d.pid:
+            d.pid = make_program_id(d.division or self.rep.office, d.row.name)
+        self.register(d.pid, d.row.name, d.sec, d.division)
+        self.reg.remember(d.pid, d.row.name, d.division, self.doc, d.row.original, scope="unlinked",
+                          account=account)
+        self.detail_budget(d, account, "unlinked")
+        self.out.unlinked.append(UnlinkedRow(d.row.line, d.sec.title, d.row.name, d.pid, d.division, account,
+                                             d.row.original, d.row.current,
+                                             d.reason or NO_RECORD))
 
     def amendment_id(self) -> str:
         m = re.search(r"제\s*(\d)\s*회\s*추가\s*경정|(\d)\s*차\s*추(?:가\s*)?경", self.text)
@@ -250,9 +694,11 @@ class _Builder:
         pid = self.resolve(row.name, division, row.line, row.before, UNIT_TOLERANCE["백만원"])
         reason = row.reason or "; ".join(
             f"{s.name} {s.increase:,}원" if s.increase is not None else s.name for s in row.sub_items) or None
+        if self.date is None:
+            self.issue(row.line, "추경 document states no date; the amendment has no effective date", row.name)
         payload = BudgetAmended(program_id=pid, fiscal_year=self.fy, amendment_id=self.amendment_id(),
                                 before=row.before, change=row.increase, after=after, reason=reason,
-                                source_ref=self.ref(None, row.line))
+                                effective_date=self.date, source_ref=self.ref(None, row.line))
         self.emit(BudgetAmendedEvent, pid, f"amended/{payload.amendment_id}", payload)
 
     # ------------------------------------------------------------------ schedule and targets
@@ -321,8 +767,10 @@ class _Builder:
             self.issue(1, "no reference year found in the document; nothing published")
             return self.out
         self.later_document = self.reg.start_document(self.doc)
-        pending: list[tuple[Section, list[tuple[BudgetTable, BudgetRow, str]], str | None]] = []
-        # 1. 세부사업 with an execution (or fund) table in a section.
+        # 1. The 예산현황 rows: the 세부사업 of record.
+        self.read_records()
+        # 2. Every row of a section's execution (or fund) table, linked to its record.
+        pending: list[tuple[Section, list[_Detail], str | None]] = []
         for sec in self.rep.sections:
             div = self.division(sec.division)
             rows = [(t, r) for t in sec.tables if t.kind in ("execution", "fund") for r in t.rows if r.kind == "row"]
@@ -334,46 +782,40 @@ class _Builder:
                         self.issue(m.line, "schedule line outside a program section (no division, contacts "
                                            "or budget table); not published", f"{m.text} : {m.when_text}")
                 continue
-            programs: list[tuple[BudgetTable, BudgetRow, str]] = []
-            for t, r in rows:
-                owner = self.owner(r.name, div)
-                pid = self.resolve(r.name, owner, r.line, r.original, UNIT_TOLERANCE.get(t.unit, 1))
-                programs.append((t, r, pid))
-                self.covered[pid] = (r.line, r.original)
-                self.register(pid, r.name, sec, owner)
-                self.line_set(pid, r, t, owner, sec.title)
-            pending.append((sec, programs, div))
-        # 2. The summary 예산현황: lines for programs no execution table covered.
-        for t in self.summary_tables:
-            self.out.reconciliations += [("예산현황", rc) for rc in t.reconciliations]
-            tol = UNIT_TOLERANCE.get(t.unit, 1)
-            for r in t.rows:
-                if r.kind != "row":
-                    continue
-                div = self.division(r.division)
-                pid = self.resolve(r.name, div, r.line, r.original, tol)
-                if pid in self.covered:
-                    line, original = self.covered[pid]
-                    if original is not None and r.original is not None and abs(original - r.original) > tol:
-                        self.issue(r.line, f"예산현황 본예산 {r.original:,}원 differs from the execution table "
-                                           f"(line {line}) {original:,}원; the execution table was published",
-                                   r.name)
-                    continue
-                if div is None:
-                    self.issue(r.line, "summary row without a division; not published", r.name)
-                    continue
-                self.line_set(pid, r, t, div, "예산현황")
+            found = [_Detail(sec, t, r, div) for t, r in rows]
+            self.details += found
+            pending.append((sec, found, div))
+        if self.records:
+            for d in self.details:
+                self.link_by_name(d)
+            for d in self.details:
+                if d.role == "unlinked" and d.table.kind == "execution":
+                    self.link_by_amount(d)
+            self.link_sums()
+        else:
+            for d in self.details:
+                if d.table.kind == "execution":
+                    self.link_without_summary(d)
+                else:
+                    d.reason = "기금 운용 사업: 세출 예산현황에 없는 기금 (세출 합계 밖, 기금 합계로 따로 보고)"
+        for rec in self.records:
+            self.publish_record(rec)
+        described = {d.record.pid for d in self.details if d.role == "same" and d.record}
+        for rec in self.records:
+            if rec.pid not in described:
+                self.register_record(rec)
+        for d in self.details:
+            self.publish_detail(d)
         # 3. 추경 rows.
         for s in self.rep.supplementary:
             self.amended(s)
         # 4. Programs described by a section without a budget table; schedules and targets.
-        for sec, programs, div in pending:
-            if not programs:
+        for sec, details, div in pending:
+            programs_for = [(d.table, d.row, d.pid) for d in details]
+            pid = ""
+            if not programs_for:
                 pid = self.resolve(sec.title, div, sec.line)
                 self.register(pid, sec.title, sec, div)
-                programs_for: list[tuple[BudgetTable, BudgetRow, str]] = []
-            else:
-                programs_for = programs
             used_m: Counter[str] = Counter()
             used_t: Counter[str] = Counter()
             for m in sec.milestones:

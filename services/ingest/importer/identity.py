@@ -13,6 +13,11 @@ Matching order, strictest first:
 
 Anything else is a new program. A new program in a document that follows others is listed in
 the import report so a person can link it with the alias table: it is never merged by guess.
+
+Programs remember their scope: `record` (a 세부사업 of a 예산현황 table), `part` (below one, with
+its parent) or `unlinked` (a section no row of record claims). Name matching only ever answers
+with records and unlinked programs: a part carries its parent's name too often (`…지원(공사비)`).
+An alias entry may also list `parts:` names: they link as a part of that program.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ class Alias:
     program_id: str
     names: frozenset[str]  # normalised
     division: str | None = None
+    parts: frozenset[str] = frozenset()  # normalised names that are a part of program_id
 
 
 class AliasError(ValueError):
@@ -62,7 +68,7 @@ class AliasError(ValueError):
 
 
 def load_aliases(path: Path | None) -> list[Alias]:
-    """Read `canonical_id: [name, ...]` or `canonical_id: {division: 과, names: [...]}`."""
+    """Read `canonical_id: [name, ...]` or `canonical_id: {division: 과, names: [...], parts: [...]}`."""
     if path is None:
         return []
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -71,20 +77,26 @@ def load_aliases(path: Path | None) -> list[Alias]:
     aliases: list[Alias] = []
     for pid, spec in data.items():
         division: str | None = None
+        parts: Any = []
         if isinstance(spec, Mapping):
             division = spec.get("division")
             names = spec.get("names") or []
+            parts = spec.get("parts") or []
         else:
             names = spec or []
         if isinstance(names, str):
             names = [names]
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise AliasError(f"{path}: {pid}: names must be a list of strings")
+        if isinstance(parts, str):
+            parts = [parts]
+        for what, value in (("names", names), ("parts", parts)):
+            if not isinstance(value, list) or not all(isinstance(n, str) for n in value):
+                raise AliasError(f"{path}: {pid}: {what} must be a list of strings")
         pid_s = str(pid)
         if not pid_s or len(pid_s) > MAX_ID:
             raise AliasError(f"{path}: program id {pid_s!r} must be 1..{MAX_ID} characters")
         keys = {normalize_name(n) for n in names} | {normalize_name(pid_s.rsplit("/", 1)[-1])}
-        aliases.append(Alias(pid_s, frozenset(k for k in keys if k), division))
+        part_keys = frozenset(k for k in (normalize_name(n) for n in parts) if k)
+        aliases.append(Alias(pid_s, frozenset(k for k in keys if k) - part_keys, division, part_keys))
     return aliases
 
 
@@ -96,6 +108,9 @@ class KnownProgram:
     names: set[str] = field(default_factory=set)  # normalised
     original: int | None = None  # 본예산 in 원, for matching by amount
     documents: set[str] = field(default_factory=set)
+    scope: str = "record"  # record | part | unlinked (see the module docstring)
+    parent: str | None = None  # for a part: the program of record it belongs to
+    account: str | None = None  # 일반회계 / 특별회계 / 기금, as the line of record says
 
 
 @dataclass(frozen=True)
@@ -130,6 +145,18 @@ class ProgramRegistry:
                 return alias.program_id
         return None
 
+    def alias_parent(self, name: str, division: str | None) -> str | None:
+        """The program an alias entry lists `name` as a part of, if any."""
+        key = normalize_name(name)
+        for alias in self.aliases:
+            if key in alias.parts and (alias.division is None or division is None or alias.division == division):
+                return alias.program_id
+        return None
+
+    def alias_of(self, name: str, division: str | None) -> str | None:
+        """The program an alias entry names `name` as, if any."""
+        return self._alias(normalize_name(name), division)
+
     def resolve(self, name: str, division: str | None, document: str, original: int | None = None,
                 tolerance: int = 0, org: str | None = None) -> Match:
         """The program `name` refers to; `org` (e.g. the 실) names a new id when no division is known."""
@@ -137,8 +164,9 @@ class ProgramRegistry:
         pid = self._alias(key, division)
         if pid is not None:
             return Match(pid, "alias", True)
-        earlier = [p for p in self.programs.values() if p.documents - {document}]
-        current = [p for p in self.programs.values() if document in p.documents]
+        whole = [p for p in self.programs.values() if p.scope != "part"]
+        earlier = [p for p in whole if p.documents - {document}]
+        current = [p for p in whole if document in p.documents]
         for pool, known in ((current, False), (earlier, True)):
             same = [p for p in pool if key in p.names and p.division == division]
             if len(same) == 1:
@@ -155,11 +183,24 @@ class ProgramRegistry:
                 return Match(cands[0].program_id, "amount", True)
         return Match(make_program_id(division or org, name), "new", False)
 
+    def part_named(self, name: str, division: str | None) -> KnownProgram | None:
+        """A part seen before under this name in this division (a later table lists it again)."""
+        key = normalize_name(name)
+        found = [p for p in self.programs.values() if p.scope == "part" and key in p.names
+                 and (division is None or p.division == division)]
+        return found[0] if len(found) == 1 else None
+
     def remember(self, program_id: str, name: str, division: str | None, document: str,
-                 original: int | None = None) -> None:
+                 original: int | None = None, scope: str | None = None, parent: str | None = None,
+                 account: str | None = None) -> None:
         known = self.programs.get(program_id)
         if known is None:
             known = self.programs[program_id] = KnownProgram(program_id, division, name)
+        if scope is not None:
+            known.scope = scope
+            known.parent = parent
+        if account is not None:
+            known.account = account
         known.names.add(normalize_name(name))
         known.documents.add(document)
         if original is not None:
@@ -182,7 +223,8 @@ def registry_to_json(registry: ProgramRegistry) -> dict[str, Any]:
         "documents": registry.documents,
         "programs": [
             {"program_id": p.program_id, "division": p.division, "title": p.title, "names": sorted(p.names),
-             "original": p.original, "documents": sorted(p.documents)}
+             "original": p.original, "documents": sorted(p.documents), "scope": p.scope, "parent": p.parent,
+             "account": p.account}
             for p in registry.programs.values()
         ],
     }
@@ -194,5 +236,5 @@ def registry_from_json(data: dict[str, Any], aliases: Iterable[Alias] = ()) -> P
     for p in data.get("programs", []):
         registry.programs[p["program_id"]] = KnownProgram(
             p["program_id"], p.get("division"), p["title"], set(p.get("names", [])), p.get("original"),
-            set(p.get("documents", [])))
+            set(p.get("documents", [])), p.get("scope", "record"), p.get("parent"), p.get("account"))
     return registry

@@ -152,3 +152,4 @@ class ParsedReport:
     tables: list[BudgetTable] = field(default_factory=list)  # tables outside any section (summary)
     supplementary: list[SupplementaryRow] = field(default_factory=list)
     issues: list[Issue] = field(default_factory=list)
+    issue_date: date | None = None  # the date printed on the document (a press release's, a plan's)

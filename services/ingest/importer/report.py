@@ -38,7 +38,7 @@ def parse_text(text: str, path: str = "<text>") -> ParsedReport:
     facts = detect_facts(lines)
     report = ParsedReport(path=path, kind=facts.kind, office=facts.office,
                           reference_year=facts.reference_year, title=facts.title,
-                          as_of_dates=list(facts.as_of_dates))
+                          as_of_dates=list(facts.as_of_dates), issue_date=facts.issue_date)
     raws = split_sections(lines)
     if not raws and facts.kind == "press_release":
         raws = _press_release_section(lines, facts)

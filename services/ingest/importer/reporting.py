@@ -1,4 +1,7 @@
-"""The import report staff read: counts, reconciliation, unusable lines, programs to link."""
+"""The import report staff read: counts, reconciliation, unusable lines, programs to link, how each
+section's budget rows were linked to the 세부사업 of record (children, alias and amount links,
+unlinked rows), totals per account, and the published record lines against the report's own
+소계/계 (and, after publishing, against the budget view: see `verify.py`)."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from services.ingest.importer.events import AnyEnvelope, DocumentResult
 from services.ingest.importer.identity import ProgramRegistry
 from services.ingest.importer.model import Reconciliation
 from services.ingest.importer.publish import PublishResult
+from services.ingest.importer.verify import Verification, render_verification
 
 KIND_LABELS = {
     "program.registered": "사업 등록 program.registered",
@@ -32,6 +36,7 @@ class ImportSummary:
     dry_run: bool = False
     registry: ProgramRegistry | None = None  # what the run knows, for the state file
     last_listed: list[AnyEnvelope] = field(default_factory=list)  # milestones and targets, latest reports
+    verifications: list[Verification] = field(default_factory=list)  # the budget view vs the reports
 
     @property
     def envelopes(self) -> list[AnyEnvelope]:
@@ -61,7 +66,25 @@ class ImportSummary:
                 "issues": [{"line": i.line, "reason": i.reason, "text": i.text} for i in d.issues],
                 "unmatched": [{"line": u.line, "name": u.name, "division": u.division,
                                "program_id": u.program_id} for u in d.unmatched],
+                "document_date": d.document_date,
+                "links": [{"line": k.line, "section": k.section, "name": k.name, "record_id": k.record_id,
+                           "record_name": k.record_name, "how": k.how} for k in d.links],
+                "children": [{"line": c.line, "section": c.section, "name": c.name, "program_id": c.program_id,
+                              "parent_id": c.parent_id, "parent_name": c.parent_name, "how": c.how}
+                             for c in d.children],
+                "unlinked": [{"line": u.line, "section": u.section, "name": u.name, "program_id": u.program_id,
+                              "division": u.division, "account": u.account, "original": u.original,
+                              "current": u.current, "reason": u.reason} for u in d.unlinked],
+                "execution_choices": [{"line": x.line, "program_id": x.program_id, "name": x.name,
+                                       "detail_spent": x.detail_spent, "record_spent": x.record_spent}
+                                      for x in d.execution_choices],
+                "accounts": d.accounts(),
+                "record_checks": [{
+                    "as_of": t.as_of, "label": fig.label, "division": fig.division, "column": column,
+                    "printed": printed, "published": value, "tolerance": fig.tolerance, "ok": ok}
+                    for t in d.record_tables for fig, column, printed, value, ok in t.checks(d.envelopes)],
             } for d in self.documents],
+            "verification": [v.as_dict() for v in self.verifications],
             "published": None if pub is None else {
                 "accepted": pub.accepted, "duplicates": pub.duplicates, "failed": pub.failed,
                 "unsent": pub.unsent,
@@ -69,8 +92,55 @@ class ImportSummary:
         }
 
 
-def _won(n: int) -> str:
-    return f"{n:,}원"
+def _won(n: int | None) -> str:
+    return "미상" if n is None else f"{n:,}원"
+
+
+HOW = {"name": "이름 일치", "alias": "별칭표", "amount": "금액 일치 (본예산·예산현액, 단위 반올림 이내)",
+       "sum": "여러 행의 합이 세부사업 금액과 일치", "amount-differs": "같은 이름, 금액은 세부사업의 일부",
+       "sub-item": "세부사업 이름 + 괄호 안 세부 항목", "funded-through": "괄호 안 재원이 세부사업 (출연금 등)",
+       "printed-again": "같은 세부사업이 다시 인쇄됨", "earlier": "이전 보고서에서 하위 항목으로 연결됨"}
+
+
+def _links_block(d: DocumentResult) -> list[str]:
+    out: list[str] = []
+    renamed = [k for k in d.links if k.how != "name"]
+    if d.links:
+        out.append(f"  세부사업 연결 linked to the 세부사업 of record: {len(d.links)} rows "
+                   f"({len(d.links) - len(renamed)} by name)")
+        for k in renamed:
+            out.append(f"    {d.name}:{k.line}: {k.name} -> {k.record_name} [{k.record_id}] — {HOW.get(k.how, k.how)}")
+    if d.children:
+        out.append(f"  하위 항목 children (part of a 세부사업; shown on its page, never in a total): {len(d.children)}")
+        for c in d.children:
+            out.append(f"    {d.name}:{c.line}: {c.name} -> {c.parent_name} [{c.parent_id}] — {HOW.get(c.how, c.how)}")
+    if d.unlinked:
+        out.append(f"  연결 안 됨 unlinked (held out of totals until the alias table links them): {len(d.unlinked)}")
+        for u in d.unlinked:
+            out.append(f"    {d.name}:{u.line}: {u.name} ({u.division or '과 미상'}, {u.account}, 본예산 "
+                       f"{_won(u.original)}) [{u.program_id}] — {u.reason}")
+    for x in d.execution_choices:
+        out.append(f"  {d.name}:{x.line}: 집행액 차이 {x.name}: 상세 표 {_won(x.detail_spent)} vs 예산현황 "
+                   f"{_won(x.record_spent)}; 예산현황 값을 게시 (the 예산현황 is the figure of record)")
+    accounts = d.accounts()
+    if accounts:
+        out.append("  회계별 accounts (lines / 본예산 / 예산현액):")
+        for key, sums in accounts.items():
+            account, scope = key.split("/")
+            note = {"record": "합계 포함", "part": "하위 항목, 합계 제외", "unlinked": "연결 안 됨, 합계 제외"}[scope]
+            if account == "기금":
+                note += "; 기금은 세출 합계에 들어가지 않음"
+            out.append(f"    {account} {scope}: {sums['lines']} / {_won(sums['original'])} / "
+                       f"{_won(sums['current'])} ({note})")
+    for t in d.record_tables:
+        checks = t.checks(d.envelopes)
+        bad = [c for c in checks if not c[4]]
+        out.append(f"  예산현황 대조 published record lines vs the report's 소계/계 (기준일 {t.as_of}): "
+                   f"{len(checks) - len(bad)} of {len(checks)} agree within rounding")
+        for fig, column, printed, value, _ in bad:
+            out.append(f"    {fig.label} {column}: 보고서 {_won(printed)} / 게시 {_won(value)} "
+                       f"(차 {value - printed:+,}원, 허용 {fig.tolerance:,}원)")
+    return out
 
 
 def _recon_line(label: str, r: Reconciliation) -> str:
@@ -119,6 +189,7 @@ def render(summary: ImportSummary, verbose_ok: bool = False) -> str:
             for i in d.issues:
                 text = f" — {i.text[:80]}" if i.text else ""
                 out.append(f"    {d.name}:{i.line}: {i.reason}{text}")
+        out.extend(_links_block(d))
         if d.unmatched:
             out.append(f"  연결 필요 unmatched programs to link ({len(d.unmatched)}): add to the alias table "
                        "if one is an existing program")
@@ -135,6 +206,9 @@ def render(summary: ImportSummary, verbose_ok: bool = False) -> str:
             out.append(f"   거부 rejected {rej.event_type} {rej.key} ({rej.event_id}): {rej.field}: {rej.message}")
         if pub.failed:
             out.append(f"   실패 failed: {pub.failed}; {pub.unsent} events not sent")
+    if summary.verifications:
+        out.append("")
+        out.extend(render_verification(summary.verifications))
     return "\n".join(out)
 
 
@@ -159,12 +233,14 @@ def _describe(e: AnyEnvelope) -> str:
         return f"사업 등록: {p.title} ({p.division or '과 미상'}{'/' + p.team if p.team else ''}) {people}"
     if t == "budget.line_set":
         cur = _won(p.current) if p.current is not None else "(예산현액 비움)"
-        return (f"예산 {p.fiscal_year}: 본예산 {_won(p.original)}, 이월 등 {_won(p.carried_over)}, "
-                f"예산현액 {cur}")
+        scope = {"record": "", "part": f" [하위 항목 of {p.parent_program_id}]", "unlinked": " [연결 안 됨]"}[p.scope]
+        return (f"예산 {p.fiscal_year} ({p.account or '회계 미상'}, {p.effective_date or '일자 미상'} 기준){scope}: "
+                f"본예산 {_won(p.original)}, 이월 등 {_won(p.carried_over)}, 예산현액 {cur}")
     if t == "budget.execution_snapshot":
         return f"집행 {p.as_of}: 원인행위 {_won(p.committed)}, 지출 {_won(p.spent)}"
     if t == "budget.amended":
-        return (f"추경 {p.amendment_id}: 기정 {_won(p.before)} + 증감 {p.change:+,}원 = {_won(p.after)}")
+        when = p.effective_date or "시행일 미상"
+        return (f"추경 {p.amendment_id} ({when}): 기정 {_won(p.before)} + 증감 {p.change:+,}원 = {_won(p.after)}")
     if t == "milestone.set":
         window = f"{p.window_start or '…'} ~ {p.window_end or '…'}"
         flags = (" [검토 필요]" if p.needs_review else "") + (f" [{p.recurrence}]" if p.recurrence else "")
