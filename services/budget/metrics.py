@@ -10,7 +10,8 @@ from datetime import date
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from services.budget import domain
-from services.budget.service import BatchResult, Config, latest_fiscal_year, rollup_lines
+from services.budget.queries import latest_fiscal_year, rollup_lines
+from services.budget.service import BatchResult, Config
 from services.common.db import Database
 from services.common.logging import get_logger
 from services.common.metrics import REGISTRY
