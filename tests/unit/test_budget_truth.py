@@ -153,9 +153,9 @@ def test_a_default_curve_alert_states_its_basis_and_the_figures_of_record():
                       committed=None, as_of=date(2025, 4, 30))
     ev = evaluate(b, RuleConfig())
     (change,) = ev.changes
-    assert change.summary == ("서울 지역혁신중심 대학지원체계 추진 집행률 4.9%(예산현액 65,648백만원 중 지출 3,230백만원,"
-                              " 2025-04-30 기준): 기본 곡선(6월 말 60%) 기준 계획 39.8%(지출 예정 26,128백만원)"
-                              " 대비 34.9%p 부진")
+    assert change.summary == ("서울 지역혁신중심 대학지원체계 추진 집행률 4.9%(예산현액 65,648백만원 중"
+                              " 지출 3,230백만원, 2025-04-30 기준): 기본 곡선(6월 말 60%) 기준 계획 39.8%"
+                              "(지출 예정 26,128백만원) 대비 34.9%p 부진")
     figures = alert_figures(ev, "execution_slipped")
     assert {k: figures[k] for k in ("basis", "basis_text", "rate", "current_budget", "spent", "as_of", "plan",
                                     "committed", "commit_rate", "funding_start")} == {
