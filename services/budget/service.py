@@ -6,6 +6,11 @@ program's view once, the new snapshot points, alert outbox rows and inbox ids in
 commit once. Rules are evaluated after every applied event rather than once per batch, so the
 alerts (and their ids) never depend on where batch boundaries fell: a restart or a replay
 with other batch sizes emits exactly the same alerts.
+
+Each event type has one handler (`HANDLERS`): budget lines (kept per effective date),
+amendments, snapshots, plans, and the programs topic's milestones (a program's first funding
+milestone starts its default plan curve). The rules judge each program on its snapshot's date
+against the budget in effect on that date.
 """
 
 from __future__ import annotations
