@@ -1,7 +1,11 @@
-"""Budget read API: summary rollups (실/과/전체, any as-of date), the program list (filter,
-sort by gap, paged), one program with its time series, amendments, plan and alerts, and the
-programs that report execution without a budget line. JSON by default; CSV with `?format=csv`
-or `Accept: text/csv`. Amounts are integer 원; `?unit=천원|백만원|억원` adds rendered figures."""
+"""Budget read API: summary rollups (실/과/전체 and by account, any as-of date), the program list
+(filter, sort by gap, paged), one program with its parts, time series, amendments, plan and
+alerts, the lines held out of totals, and the programs that report execution without a budget
+line. JSON by default; CSV with `?format=csv` or `Accept: text/csv`. Amounts are integer 원;
+`?unit=천원|백만원|억원` adds rendered figures.
+
+Program ids contain "/" (`경제정책과/서울기업지원센터운영`): the program route takes the rest of
+the path, encoded (%2F) or not."""
 
 from __future__ import annotations
 
@@ -12,21 +16,22 @@ from collections.abc import Sequence
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Query, Request, Response
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
+from contracts.budget import Account
 from contracts.money import UNIT_FACTORS
-from services.budget import domain, service
-from services.budget.store import BudgetAlert, BudgetAmendment, BudgetPlan, BudgetProgram, plan_of, series
+from services.budget import queries, service
+from services.budget.queries import PROGRAM_COLUMNS, Scope, Sort, Status
+from services.budget.store import BudgetProgram
 from services.common.runtime import Runtime
 
 AMOUNT_FIELDS = ("original", "carried_over", "supplementary", "current_budget", "current", "committed", "spent",
                  "balance", "planned_amount", "before", "change", "after")
-Status = Literal["ok", "warning", "critical", "slipped", "over_execution", "year_end_risk", "alerting",
-                 "unbudgeted"]
-Sort = Literal["program_id", "gap", "rate", "current", "spent", "title"]
+AccountFilter = Literal[Account, "미지정"]
 
 
 # ---------------------------------------------------------------- rendering helpers
@@ -79,151 +84,15 @@ def csv_response(rows: Sequence[dict[str, Any]], columns: Sequence[str], filenam
         writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
     # BOM: spreadsheet programs then read the Korean headers and names correctly.
     return Response("\ufeff" + out.getvalue(), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+                    headers={"Content-Disposition": content_disposition(filename)})
 
 
-def figures(r: domain.Rollup) -> dict[str, Any]:
-    return {
-        "programs": r.programs, "original": r.original, "carried_over": r.carried_over,
-        "supplementary": r.supplementary, "current": r.current, "committed": r.committed, "spent": r.spent,
-        "balance": r.balance, "rate": r.rate, "commit_rate": r.commit_rate, "plan_rate": r.plan, "gap": r.gap,
-    }
-
-
-def program_json(r: BudgetProgram) -> dict[str, Any]:
-    b = r.to_domain()
-    return {
-        "program_id": r.program_id, "fiscal_year": r.fiscal_year, "title": r.title, "office": r.office,
-        "division": r.division, "category": r.category, "original": r.original, "carried_over": r.carried_over,
-        "supplementary": r.supplementary, "current_budget": b.current_budget, "committed": r.committed,
-        "spent": r.spent, "balance": b.balance, "rate": b.rate, "commit_rate": b.commit_rate,
-        "plan_rate": r.plan_rate, "gap": r.gap, "projected_rate": r.projected_rate,
-        "as_of": r.as_of, "revision": r.revision, "snapshots": r.snapshots,
-        "level": r.level, "over_level": r.over_level, "year_end_level": r.year_end_level,
-        "budget_known": r.original is not None,
-    }
-
-
-PROGRAM_COLUMNS = ("program_id", "fiscal_year", "office", "division", "title", "original", "carried_over",
-                   "supplementary", "current_budget", "committed", "spent", "balance", "rate", "commit_rate",
-                   "plan_rate", "gap", "projected_rate", "as_of", "level", "over_level", "year_end_level")
-
-
-# ---------------------------------------------------------------- queries
-
-
-def _summary(s: Session, cfg: service.Config, fiscal_year: int, as_of: date | None) -> dict[str, Any]:
-    divisions, offices, total = domain.rollup(service.rollup_lines(s, cfg, fiscal_year, as_of))
-    unbudgeted = s.exec(select(sa.func.count()).select_from(BudgetProgram).where(
-        BudgetProgram.fiscal_year == fiscal_year, col(BudgetProgram.original).is_(None))).one()
-    office_items = []
-    for office in sorted(offices, key=lambda o: o or ""):
-        office_items.append({
-            "office": office, **figures(offices[office]),
-            "divisions": [{"division": d, **figures(r)} for (o, d), r in sorted(
-                divisions.items(), key=lambda kv: (kv[0][1] or "")) if o == office],
-        })
-    return {
-        "fiscal_year": fiscal_year, "as_of": as_of, "unit": "원",
-        "offices": office_items,
-        "divisions": [{"office": o, "division": d, **figures(r)}
-                      for (o, d), r in sorted(divisions.items(), key=lambda kv: (kv[0][0] or "", kv[0][1] or ""))],
-        "total": figures(total),
-        "unbudgeted_programs": unbudgeted,
-        "note": "합계는 예산 라인이 있는 세부사업만 포함합니다 (집행 보고만 있는 사업은 unbudgeted_programs)",
-    }
-
-
-def _programs_stmt(fiscal_year: int | None, office: str | None, division: str | None,
-                   status: Status | None) -> Any:
-    stmt = select(BudgetProgram)
-    if fiscal_year is not None:
-        stmt = stmt.where(BudgetProgram.fiscal_year == fiscal_year)
-    if office:
-        stmt = stmt.where(BudgetProgram.office == office)
-    if division:
-        stmt = stmt.where(BudgetProgram.division == division)
-    if status in ("ok", "warning", "critical"):
-        stmt = stmt.where(BudgetProgram.level == status, col(BudgetProgram.original).is_not(None))
-    elif status == "slipped":
-        stmt = stmt.where(col(BudgetProgram.level).in_(("warning", "critical")))
-    elif status == "over_execution":
-        stmt = stmt.where(BudgetProgram.over_level != "ok")
-    elif status == "year_end_risk":
-        stmt = stmt.where(BudgetProgram.year_end_level != "ok")
-    elif status == "alerting":
-        stmt = stmt.where(sa.or_(col(BudgetProgram.level) != "ok", col(BudgetProgram.over_level) != "ok",
-                                 col(BudgetProgram.year_end_level) != "ok"))
-    elif status == "unbudgeted":
-        stmt = stmt.where(col(BudgetProgram.original).is_(None))
-    return stmt
-
-
-def _order(sort: Sort) -> list[Any]:
-    pid = col(BudgetProgram.program_id)
-    current = col(BudgetProgram.original) + col(BudgetProgram.carried_over) + col(BudgetProgram.supplementary)
-    if sort == "gap":  # most behind plan first; programs without a plan last
-        return [col(BudgetProgram.gap).is_(None), col(BudgetProgram.gap).desc(), pid]
-    if sort == "rate":
-        spent_share = sa.cast(col(BudgetProgram.spent), sa.Float) / sa.func.nullif(current, 0)
-        return [spent_share.is_(None), spent_share, pid]
-    if sort == "current":
-        return [current.is_(None), current.desc(), pid]
-    if sort == "spent":
-        return [col(BudgetProgram.spent).desc(), pid]
-    if sort == "title":
-        return [col(BudgetProgram.title), pid]
-    return [pid, col(BudgetProgram.fiscal_year)]
-
-
-def _plan_json(s: Session, cfg: service.Config, row: BudgetProgram) -> dict[str, Any]:
-    if cfg.plan.excludes(row.category, row.title):
-        return {"source": "excluded", "points": []}
-    plan_row = s.get(BudgetPlan, (row.program_id, row.fiscal_year))
-    monthly = plan_of(plan_row) if plan_row else None
-    current = row.to_domain().current_budget
-    points = []
-    for month, rate in domain.monthly_plan(row.fiscal_year, cfg.plan, monthly):
-        amount = int((rate * current / 100).quantize(Decimal(1), rounding=ROUND_HALF_UP)) if current else None
-        points.append({"month": month, "cumulative_rate": rate, "planned_amount": amount})
-    return {"source": "monthly" if monthly else "default", "points": points,
-            "published": [{"month": m, "cumulative_rate": r} for m, r in monthly] if monthly else None}
-
-
-def _program(s: Session, cfg: service.Config, program_id: str, fiscal_year: int | None) -> dict[str, Any] | None:
-    stmt = select(BudgetProgram).where(BudgetProgram.program_id == program_id)
-    if fiscal_year is not None:
-        stmt = stmt.where(BudgetProgram.fiscal_year == fiscal_year)
-    row = s.exec(stmt.order_by(col(BudgetProgram.fiscal_year).desc())).first()
-    if row is None:
-        return None
-    current = row.to_domain().current_budget
-    plan_row = s.get(BudgetPlan, (row.program_id, row.fiscal_year))
-    monthly = plan_of(plan_row) if plan_row else None
-    excluded = cfg.plan.excludes(row.category, row.title)
-    history = []
-    for h in series(s, program_id, row.fiscal_year):
-        plan = None if excluded else domain.plan_rate(h.as_of, row.fiscal_year, cfg.plan, monthly)
-        rate = domain.execution_rate(h.spent, current)
-        history.append({"as_of": h.as_of, "revision": h.revision, "committed": h.committed, "spent": h.spent,
-                        "rate": rate, "commit_rate": domain.execution_rate(h.committed, current),
-                        "plan_rate": plan, "gap": (plan - rate) if plan is not None and rate is not None else None})
-    amendments = s.exec(select(BudgetAmendment).where(
-        BudgetAmendment.program_id == program_id, BudgetAmendment.fiscal_year == row.fiscal_year
-    ).order_by(col(BudgetAmendment.effective_date), col(BudgetAmendment.id))).all()
-    alerts = s.exec(select(BudgetAlert).where(
-        BudgetAlert.program_id == program_id, BudgetAlert.fiscal_year == row.fiscal_year
-    ).order_by(col(BudgetAlert.as_of), col(BudgetAlert.created_at), col(BudgetAlert.seq))).all()
-    return {
-        **program_json(row),
-        "history": history,
-        "amendments": [{"amendment_id": a.amendment_id, "before": a.before, "change": a.change, "after": a.after,
-                        "reason": a.reason, "effective_date": a.effective_date, "recorded_at": a.recorded_at}
-                       for a in amendments],
-        "plan": _plan_json(s, cfg, row),
-        "alerts": [{"event_id": a.event_id, "rule": a.rule, "status": a.status, "severity": a.severity,
-                    "as_of": a.as_of, "summary": a.summary, "figures": a.figures} for a in alerts],
-    }
+def content_disposition(filename: str) -> str:
+    """An attachment header for any name: program ids carry Korean and "/", which an HTTP header
+    cannot hold as they are (RFC 6266: an ASCII fallback and the UTF-8 name)."""
+    name = filename.replace("/", "_")
+    fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 # ---------------------------------------------------------------- routes
@@ -235,12 +104,14 @@ def router(rt: Runtime, cfg: service.Config | None = None) -> APIRouter:
 
     @api.get("/summary", response_model=None)
     async def summary(request: Request, fiscal_year: int = Query(ge=2000, le=2100), as_of: date | None = None,
+                      account: AccountFilter | None = Query(
+                          None, description="one account only; default: the 세출 (everything but 기금)"),
                       unit: str | None = None, format: str | None = None) -> dict[str, Any] | Response:
         check_unit(unit)
 
         def q() -> dict[str, Any]:
             with rt.db.read() as s:
-                return _summary(s, config, fiscal_year, as_of)
+                return queries.summary(s, config, fiscal_year, as_of, account)
 
         data = await asyncio.to_thread(q)
         if wants_csv(request, format):
@@ -250,9 +121,9 @@ def router(rt: Runtime, cfg: service.Config | None = None) -> APIRouter:
                 rows.append({"level": "실", **{k: v for k, v in office.items() if k != "divisions"}})
             rows.append({"level": "계", **data["total"]})
             cols = ("level", "office", "division", "programs", "original", "carried_over", "supplementary", "current",
-                    "committed", "spent", "balance", "rate", "commit_rate", "plan_rate", "gap")
+                    "committed", "committed_unknown", "spent", "balance", "rate", "commit_rate", "plan_rate", "gap")
             return csv_response(rows, cols, f"budget-summary-{fiscal_year}.csv")
-        for item in [*data["offices"], *data["divisions"], data["total"]]:
+        for item in [*data["offices"], *data["divisions"], data["total"], *data["accounts"].values()]:
             with_display(item, unit)
             for d in item.get("divisions", []):
                 with_display(d, unit)
@@ -261,17 +132,17 @@ def router(rt: Runtime, cfg: service.Config | None = None) -> APIRouter:
     @api.get("/programs", response_model=None)
     async def programs(request: Request, fiscal_year: int | None = None, office: str | None = None,
                        division: str | None = None, status: Status | None = None,
-                       level: Literal["ok", "warning", "critical"] | None = None, sort: Sort = "program_id",
+                       level: Literal["ok", "warning", "critical"] | None = None, scope: Scope | None = None,
+                       account: AccountFilter | None = None, sort: Sort = "program_id",
                        limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0),
                        unit: str | None = None, format: str | None = None) -> dict[str, Any] | Response:
         check_unit(unit)
-        stmt = _programs_stmt(fiscal_year, office, division, status or level)
+        stmt = queries.programs_stmt(fiscal_year, office, division, status or level, scope, account)
 
         def q() -> dict[str, Any]:
             with rt.db.read() as s:
-                total = s.exec(select(sa.func.count()).select_from(stmt.subquery())).one()
-                rows = s.exec(stmt.order_by(*_order(sort)).offset(offset).limit(limit)).all()
-                return {"items": [with_display(program_json(r), unit) for r in rows], "total": total,
+                total, items = queries.list_programs(s, stmt, sort, limit, offset)
+                return {"items": [with_display(i, unit) for i in items], "total": total,
                         "offset": offset, "limit": limit, "sort": sort}
 
         data = await asyncio.to_thread(q)
@@ -279,32 +150,47 @@ def router(rt: Runtime, cfg: service.Config | None = None) -> APIRouter:
             return csv_response(data["items"], PROGRAM_COLUMNS, "budget-programs.csv")
         return exact(data)  # type: ignore[no-any-return]
 
-    @api.get("/programs/{program_id}", response_model=None)
-    async def program(request: Request, program_id: str, fiscal_year: int | None = None, unit: str | None = None,
-                      format: str | None = None) -> dict[str, Any] | Response:
+    # `:path` so ids with "/" reach the handler; it is the last route under /programs.
+    @api.get("/programs/{program_id:path}", response_model=None)
+    async def program(request: Request, program_id: str, fiscal_year: int | None = None,
+                      as_of: date | None = Query(None, description="the program as it stood on this date"),
+                      unit: str | None = None, format: str | None = None) -> dict[str, Any] | Response:
         check_unit(unit)
 
         def q() -> dict[str, Any] | None:
             with rt.db.read() as s:
-                return _program(s, config, program_id, fiscal_year)
+                return queries.program_detail(s, config, program_id, fiscal_year, as_of)
 
         found = await asyncio.to_thread(q)
         if found is None:
             raise HTTPException(404, "no such program")
         if wants_csv(request, format):
-            cols = ("as_of", "revision", "committed", "spent", "rate", "commit_rate", "plan_rate", "gap")
+            cols = ("as_of", "revision", "committed", "spent", "current_budget", "rate", "commit_rate", "plan_rate",
+                    "gap")
             return csv_response(found["history"], cols, f"budget-{program_id}-{found['fiscal_year']}.csv")
         with_display(found, unit)
-        for item in found["history"] + found["amendments"]:
+        for item in found["history"] + found["amendments"] + found["parts"] + found["lines"]:
             with_display(item, unit)
         return exact(found)  # type: ignore[no-any-return]
+
+    @api.get("/unlinked")
+    async def unlinked(fiscal_year: int | None = None, limit: int = Query(100, ge=1, le=1000),
+                       offset: int = Query(0, ge=0)) -> dict[str, Any]:
+        """Report sections that could not be linked to a 세부사업 of record: listed for review,
+        held out of every total until an alias links them."""
+
+        def q() -> dict[str, Any]:
+            with rt.db.read() as s:
+                return queries.held_out_lines(s, fiscal_year, "unlinked", limit, offset)
+
+        return exact(await asyncio.to_thread(q))  # type: ignore[no-any-return]
 
     @api.get("/unknown-programs")
     async def unknown_programs(fiscal_year: int | None = None, limit: int = Query(100, ge=1, le=1000),
                                offset: int = Query(0, ge=0)) -> dict[str, Any]:
         """Programs that report execution but have no budget line: kept, not dropped; their
         numbers join the rollups when the line arrives."""
-        stmt = _programs_stmt(fiscal_year, None, None, "unbudgeted")
+        stmt = queries.programs_stmt(fiscal_year, None, None, "unbudgeted")
 
         def q() -> dict[str, Any]:
             with rt.db.read() as s:

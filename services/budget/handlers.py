@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from contracts.topics import BUDGET
+from contracts.topics import BUDGET, PROGRAMS
 from services.budget import service
 from services.budget.metrics import record
 from services.common.consumer import consume
@@ -18,10 +18,12 @@ def register(rt: Runtime, relay: OutboxRelay, cfg: service.Config) -> None:
 
     consume(
         rt,
-        [BUDGET.name],
+        # The programs topic brings the milestones: the plan curve starts at a program's first
+        # funding milestone. Its other events are counted as ignored.
+        [BUDGET.name, PROGRAMS.name],
         group_id=rt.settings.budget_consumer_group,
         apply=lambda events: service.apply_batch(rt.db, cfg, events),
         after_commit=after_commit,
         title="budget.events",
-        description="Budget lines, amendments, execution snapshots and plans; emits alerts",
+        description="Budget lines, amendments, execution snapshots, plans and milestones; emits alerts",
     )

@@ -10,7 +10,8 @@ from datetime import date
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from services.budget import domain
-from services.budget.service import BatchResult, Config, latest_fiscal_year, rollup_lines
+from services.budget.queries import latest_fiscal_year, rollup_lines
+from services.budget.service import BatchResult, Config
 from services.common.db import Database
 from services.common.logging import get_logger
 from services.common.metrics import REGISTRY
@@ -54,7 +55,8 @@ class DivisionGauges:
         """Gauges for `fiscal_year`, by default the latest year that has budget lines."""
         with db.read() as s:
             fiscal_year = fiscal_year or latest_fiscal_year(s) or date.today().year
-            divisions, _, _ = domain.rollup(rollup_lines(s, cfg, fiscal_year, None))
+            # The 세출 programs of record, as the summary counts them (기금 apart).
+            divisions, _, _ = domain.rollup(domain.of_account(rollup_lines(s, cfg, fiscal_year, None), None))
         for gauge in (self.rate, self.commit_rate, self.gap, self.programs):
             gauge.clear()
         for (office, division), r in divisions.items():

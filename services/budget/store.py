@@ -10,14 +10,16 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from services.budget.domain import Level, ProgramBudget
+from services.budget.domain import AmendmentPoint, Level, LineVersion, MilestonePoint, ProgramBudget
 from services.common.db import InboxBase, OutboxBase, utcnow
 
 Money = sa.BigInteger
 
 
 class BudgetProgram(SQLModel, table=True):
-    """The current view of one program in one fiscal year."""
+    """The latest view of one program in one fiscal year: its latest budget line with every
+    recorded amendment, and its latest snapshot. The rule levels, plan rate and gap are those
+    judged on the snapshot's as-of date, against the budget in effect on that date."""
 
     __tablename__ = "budget_program"
     program_id: str = Field(primary_key=True, max_length=200)
@@ -29,7 +31,7 @@ class BudgetProgram(SQLModel, table=True):
     original: int | None = Field(default=None, sa_type=Money)
     carried_over: int = Field(default=0, sa_type=Money)
     supplementary: int = Field(default=0, sa_type=Money)
-    committed: int = Field(default=0, sa_type=Money)
+    committed: int | None = Field(default=0, sa_type=Money)  # None: the source printed only 지출액
     spent: int = Field(default=0, sa_type=Money)
     as_of: date | None = None
     revision: int = 0
@@ -42,6 +44,11 @@ class BudgetProgram(SQLModel, table=True):
     projected_rate: Decimal | None = Field(default=None, sa_type=sa.Numeric(9, 1))
     snapshots: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     updated_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+    account: str | None = Field(default=None, max_length=20)
+    #: record (in totals) / part (of parent_program_id) / unlinked (held out of totals)
+    scope: str = Field(default="record", max_length=10, sa_column_kwargs={"server_default": "record"})
+    parent_program_id: str | None = Field(default=None, max_length=200, index=True)
+    effective_date: date | None = None  # of the latest line
 
     def to_domain(self) -> ProgramBudget:
         level: Level = self.level  # type: ignore[assignment]
@@ -51,6 +58,8 @@ class BudgetProgram(SQLModel, table=True):
             carried_over=self.carried_over, supplementary=self.supplementary, committed=self.committed,
             spent=self.spent, as_of=self.as_of, revision=self.revision, level=level,
             over_level=self.over_level, year_end_level=self.year_end_level,  # type: ignore[arg-type]
+            account=self.account, scope=self.scope, parent_program_id=self.parent_program_id,
+            effective_date=self.effective_date,
         )
 
 
@@ -67,9 +76,49 @@ class BudgetSnapshot(SQLModel, table=True):
     fiscal_year: int
     as_of: date
     revision: int = 0
-    committed: int = Field(sa_type=Money)
+    committed: int | None = Field(sa_type=Money)
     spent: int = Field(sa_type=Money)
     event_id: str = Field(max_length=36)
+
+
+class BudgetLineVersion(SQLModel, table=True):
+    """Every budget line as stated on its effective date (the report's 기준일), so a view as of
+    a date shows the line then in effect. A line without a date counts from the start
+    (`since` = 0001-01-01); the same program, year and date again replaces that version."""
+
+    __tablename__ = "budget_line_version"
+    program_id: str = Field(primary_key=True, max_length=200)
+    fiscal_year: int = Field(primary_key=True)
+    since: date = Field(primary_key=True)
+    effective_date: date | None = None
+    title: str | None = None
+    office: str | None = None
+    division: str | None = None
+    category: str | None = None
+    account: str | None = Field(default=None, max_length=20)
+    scope: str = Field(default="record", max_length=10)
+    parent_program_id: str | None = Field(default=None, max_length=200)
+    original: int = Field(sa_type=Money)
+    carried_over: int = Field(default=0, sa_type=Money)
+    supplementary: int = Field(default=0, sa_type=Money)
+    event_id: str = Field(max_length=36)
+    recorded_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+
+
+class BudgetMilestone(SQLModel, table=True):
+    """The programs' milestones as budget needs them: when a program's money can start to move
+    (its first 공모/선정/협약/계약/교부/지급). Keyed like the programs service keeps them."""
+
+    __tablename__ = "budget_milestone"
+    program_id: str = Field(primary_key=True, max_length=200)
+    milestone_id: str = Field(primary_key=True, max_length=200)
+    title: str
+    start: date | None = None  # actual start when known, else the planned window start
+    end: date | None = None
+    status: str = Field(default="planned", max_length=20)
+    needs_review: bool = False
+    event_id: str = Field(max_length=36)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
 
 
 class BudgetAmendment(SQLModel, table=True):
@@ -86,6 +135,21 @@ class BudgetAmendment(SQLModel, table=True):
     effective_date: date | None = None
     event_id: str | None = Field(default=None, max_length=36)
     recorded_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    #: the date the amendment's event says it happened: its effective date when it states none
+    occurred_on: date | None = None
+
+    @property
+    def effective(self) -> date:
+        """From when the amendment counts: its effective date, else the day its event says it
+        happened (deterministic on replay), else the day it was recorded."""
+        if self.effective_date is not None:
+            return self.effective_date
+        if self.occurred_on is not None:
+            return self.occurred_on
+        return (self.recorded_at or utcnow()).date()
+
+    def point(self) -> AmendmentPoint:
+        return AmendmentPoint(self.amendment_id, self.effective, self.change)
 
 
 class BudgetPlan(SQLModel, table=True):
@@ -151,13 +215,16 @@ def load_states(session: Session, keys: Iterable[tuple[str, int]]
                 division=r["division"], category=r["category"], original=r["original"],
                 carried_over=r["carried_over"], supplementary=r["supplementary"], committed=r["committed"],
                 spent=r["spent"], as_of=r["as_of"], revision=r["revision"], level=_level(r["level"]),
-                over_level=_level(r["over_level"]), year_end_level=_level(r["year_end_level"]))
+                over_level=_level(r["over_level"]), year_end_level=_level(r["year_end_level"]),
+                account=r["account"], scope=r["scope"] or "record", parent_program_id=r["parent_program_id"],
+                effective_date=r["effective_date"])
             out[(r["program_id"], r["fiscal_year"])] = (b, r["snapshots"] or 0)
     return out
 
 
 VIEW_FIELDS = ("title", "office", "division", "category", "original", "carried_over", "supplementary",
-               "committed", "spent", "as_of", "revision", "level", "over_level", "year_end_level")
+               "committed", "spent", "as_of", "revision", "level", "over_level", "year_end_level", "account",
+               "scope", "parent_program_id", "effective_date")
 
 
 def view_values(b: ProgramBudget) -> dict[str, Any]:
@@ -196,6 +263,76 @@ def load_amendments(session: Session, keys: Iterable[tuple[str, int]]
     return out
 
 
+Versions = dict[date, tuple[LineVersion, dict[str, Any]]]
+
+
+def version_of(row: dict[str, Any]) -> LineVersion:
+    return LineVersion(row["since"], row["original"], row["carried_over"], row["supplementary"])
+
+
+def load_line_versions(session: Session, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], Versions]:
+    """{key: {since: (version, row values)}}: every stated line of the programs."""
+    t = BudgetLineVersion.__table__  # type: ignore[attr-defined]
+    out: dict[tuple[str, int], Versions] = {}
+    for chunk in _chunks(keys):
+        for r in session.execute(sa.select(t).where(_key_in(t.c.program_id, t.c.fiscal_year, chunk))).mappings():
+            row = dict(r)
+            out.setdefault((row["program_id"], row["fiscal_year"]), {})[row["since"]] = (version_of(row), row)
+    return out
+
+
+def line_versions_of_year(session: Session, fiscal_year: int) -> dict[str, list[LineVersion]]:
+    t = BudgetLineVersion.__table__  # type: ignore[attr-defined]
+    out: dict[str, list[LineVersion]] = {}
+    for r in session.execute(sa.select(t).where(t.c.fiscal_year == fiscal_year)).mappings():
+        out.setdefault(r["program_id"], []).append(version_of(dict(r)))
+    return out
+
+
+def line_versions_of(session: Session, program_id: str, fiscal_year: int) -> list[BudgetLineVersion]:
+    return list(session.exec(select(BudgetLineVersion).where(
+        BudgetLineVersion.program_id == program_id, BudgetLineVersion.fiscal_year == fiscal_year
+    ).order_by(col(BudgetLineVersion.since))).all())
+
+
+def amendments_of_year(session: Session, fiscal_year: int) -> dict[str, list[AmendmentPoint]]:
+    out: dict[str, list[AmendmentPoint]] = {}
+    for a in session.exec(select(BudgetAmendment).where(BudgetAmendment.fiscal_year == fiscal_year)).all():
+        out.setdefault(a.program_id, []).append(a.point())
+    return out
+
+
+MilestoneRows = dict[str, dict[str, MilestonePoint]]
+
+
+def milestone_point(r: Any) -> MilestonePoint:
+    return MilestonePoint(r["title"], r["start"], r["end"], r["status"], bool(r["needs_review"]))
+
+
+def load_milestones(session: Session, program_ids: Iterable[str]) -> MilestoneRows:
+    """{program_id: {milestone_id: point}}."""
+    t = BudgetMilestone.__table__  # type: ignore[attr-defined]
+    out: MilestoneRows = {}
+    ids = sorted(set(program_ids))
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start:start + _CHUNK]
+        for r in session.execute(sa.select(t).where(t.c.program_id.in_(chunk))).mappings():
+            out.setdefault(r["program_id"], {})[r["milestone_id"]] = milestone_point(r)
+    return out
+
+
+def keys_of_programs(session: Session, program_ids: Iterable[str]) -> set[tuple[str, int]]:
+    """The (program, fiscal year) keys the view holds for these programs."""
+    ids = sorted(set(program_ids))
+    out: set[tuple[str, int]] = set()
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start:start + _CHUNK]
+        out.update((pid, int(fy)) for pid, fy in session.execute(
+            sa.select(col(BudgetProgram.program_id), col(BudgetProgram.fiscal_year))
+            .where(col(BudgetProgram.program_id).in_(chunk))).all())
+    return out
+
+
 def load_history(session: Session, keys: Iterable[tuple[str, int]], since: date, until: date
                  ) -> dict[tuple[str, int], dict[date, tuple[int, int]]]:
     """{key: {as_of: (revision, spent)}} with the highest revision per as_of, in [since, until]."""
@@ -225,7 +362,7 @@ def series(session: Session, program_id: str, fiscal_year: int) -> list[BudgetSn
     return list(latest.values())
 
 
-def execution_as_of(session: Session, fiscal_year: int, as_of: date) -> dict[str, tuple[date, int, int]]:
+def execution_as_of(session: Session, fiscal_year: int, as_of: date) -> dict[str, tuple[date, int | None, int]]:
     """{program_id: (as_of, committed, spent)} from each program's latest snapshot on or before
     `as_of` (the highest revision of that date)."""
     ranked = (
@@ -242,4 +379,4 @@ def execution_as_of(session: Session, fiscal_year: int, as_of: date) -> dict[str
     )
     rows = session.execute(sa.select(ranked.c.program_id, ranked.c.as_of, ranked.c.committed, ranked.c.spent)
                            .where(ranked.c.rn == 1)).all()
-    return {r[0]: (r[1], int(r[2]), int(r[3])) for r in rows}
+    return {r[0]: (r[1], None if r[2] is None else int(r[2]), int(r[3])) for r in rows}

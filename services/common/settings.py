@@ -78,6 +78,17 @@ class Settings(BaseSettings):
     slip_warning_gap: Decimal = Field(default=Decimal("10"), description="percentage points behind plan")
     slip_critical_gap: Decimal = Field(default=Decimal("20"))
     slip_min_budget: int = Field(default=0, ge=0, description="no slip alert below this 예산현액 (원)")
+    slip_default_from: str = Field(
+        default="04-01", pattern=r"^\d{2}-\d{2}$",
+        description="MM-DD from which slips against the default curve are alerted (a program's own monthly "
+                    "plan is judged all year): first-quarter spending follows 공모/선정/교부, not a straight line")
+    slip_default_min_gap_amount: int = Field(
+        default=100_000_000, ge=0,
+        description="원: a default-curve slip is alerted only when 계획 금액 − 지출액 also exceeds this")
+    plan_funding_keywords: list[str] = Field(
+        default_factory=lambda: ["선정", "협약", "교부", "지급", "공모", "계약"],
+        description="JSON list: milestone titles with any of these mark when a program's money can move; the "
+                    "default curve of a program starts at its first such milestone of the year (0 before)")
     plan_midyear_date: str = Field(default="06-30", pattern=r"^\d{2}-\d{2}$",
                                    description="MM-DD of the first-half target (신속집행)")
     plan_excluded_categories: list[str] = Field(

@@ -1,5 +1,6 @@
 """Programs read API: the register (paged, by division and status), one program's timeline
-with history, targets with progress and open alerts; overdue, upcoming and to-review lists."""
+with history, targets with progress and open alerts; overdue, upcoming and to-review lists.
+Program ids may contain "/" (the importer's `과/사업명`): the program route accepts them."""
 
 from __future__ import annotations
 
@@ -147,7 +148,9 @@ def router(rt: Runtime, clock: Clock, cfg: Config | None = None) -> APIRouter:
 
         return await asyncio.to_thread(q)
 
-    @api.get("/{program_id}")
+    # Ids contain "/" (`경제정책과/서울기업지원센터운영`): `:path` takes the rest of the path, encoded
+    # or not. Declared last, so /overdue, /upcoming and /review keep their own routes.
+    @api.get("/{program_id:path}")
     async def program(program_id: str) -> dict[str, Any]:
         def q() -> dict[str, Any] | None:
             today = clock()

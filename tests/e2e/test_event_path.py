@@ -22,9 +22,11 @@ AUTH = {"Authorization": f"Bearer {f.TOKEN}"}
 
 
 async def test_snapshot_to_email(kafka, db_url, mail_sink, make_settings):
-    # Staff defaults hold a first message 30 s and keep nights quiet; this path checks delivery.
+    # Staff defaults hold a first message 30 s and keep nights quiet, and judge the default curve
+    # only from April; this path checks delivery, so a January slip on the default curve is judged.
     settings = make_settings(kafka_bootstrap_servers=kafka.bootstrap, database_url=db_url,
-                             smtp_port=mail_sink.port, notify_group_wait_s=0.5, notify_quiet_hours=False)
+                             smtp_port=mail_sink.port, notify_group_wait_s=0.5, notify_quiet_hours=False,
+                             slip_default_from="01-01")
     apps = [build_ingest(settings), build_budget(settings), build_programs(settings), build_notify(settings)]
     alerts_seen: list[dict] = []
     consumer = AIOKafkaConsumer(settings.topic("execwatch.alerts"), bootstrap_servers=kafka.bootstrap,

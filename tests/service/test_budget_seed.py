@@ -34,8 +34,9 @@ def events_for(row: BudgetRow, as_of: date) -> list[dict[str, object]]:
     line = f.envelope("budget.line_set", pid, {
         "program_id": pid, "fiscal_year": 2025, "title": row.name, "office": "경제실", "division": row.division,
         "original": row.original, "carried_over": row.current - row.original, "current": row.current})
-    # The summary prints no 원인행위액; 지출액 stands in for it (it never exceeds it).
-    snap = f.snapshot(pid, as_of, spent=row.spent, committed=row.spent)
+    # The summary prints no 원인행위액: it is unknown, not 0 and not the 지출액.
+    snap = f.envelope("budget.execution_snapshot", pid, {
+        "program_id": pid, "fiscal_year": 2025, "as_of": as_of.isoformat(), "committed": None, "spent": row.spent})
     return [line, snap]
 
 
@@ -75,3 +76,5 @@ async def test_summary_reproduces_the_documents_subtotals_and_total(seeds, make_
         assert office[field] == summary["total"][field]
     # 집행률 as the document prints it: 49,232 / 682,752 백만원
     assert summary["total"]["rate"] == "7.2"
+    # No 원인행위액 was printed: none is made up, and no rate on that basis is given.
+    assert (summary["total"]["committed_unknown"], summary["total"]["commit_rate"]) == (len(rows), None)

@@ -47,10 +47,16 @@ def amend(pid: str, amendment_id: str, before: int, change: int, reason: str = "
         "change": change, "after": before + change, "reason": reason, "effective_date": on.isoformat()}))
 
 
+#: These tests exercise the rules' state machines on small figures early in the year: the
+#: default curve is judged from 1 January at any amount. Its hold-back (start date, money
+#: threshold, funding milestones) is tested in test_budget_truth.py.
+JUDGE_ALL: dict[str, Any] = {"slip_default_from": "01-01", "slip_default_min_gap_amount": 0}
+
+
 @pytest.fixture
 async def budget(make_settings: Callable[..., Settings], sqlite_url: str
                  ) -> AsyncIterator[tuple[Runtime, httpx.AsyncClient]]:
-    app = build(make_settings(database_url=sqlite_url), start_broker=False)
+    app = build(make_settings(database_url=sqlite_url, **JUDGE_ALL), start_broker=False)
     async with running(app) as (client,):
         yield app.state.runtime, client
 
@@ -179,7 +185,7 @@ async def test_alert_carries_labels_and_figures_notify_renders(budget):
 
 
 async def test_no_slip_below_min_budget_or_for_excluded_categories(make_settings, sqlite_url):
-    app = build(make_settings(database_url=sqlite_url, slip_min_budget=10_000_000), start_broker=False)
+    app = build(make_settings(database_url=sqlite_url, slip_min_budget=10_000_000, **JUDGE_ALL), start_broker=False)
     async with running(app):
         rt = app.state.runtime
         apply(rt, line("P-SMALL", original=9_999_999), snap("P-SMALL", spent=0),
@@ -225,7 +231,7 @@ async def test_alerts_do_not_depend_on_batch_boundaries(make_settings, tmp_path)
     events.insert(7, snap(as_of=days[2], spent=45_000_000, revision=1))  # correction
 
     def run(name: str, size: int) -> tuple[list[tuple[Any, ...]], list[str]]:
-        app = build(make_settings(database_url=f"sqlite:///{tmp_path}/{name}.db"), start_broker=False)
+        app = build(make_settings(database_url=f"sqlite:///{tmp_path}/{name}.db", **JUDGE_ALL), start_broker=False)
         rt: Runtime = app.state.runtime
         rt.migrate()
         for i in range(0, len(events), size):

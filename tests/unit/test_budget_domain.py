@@ -72,15 +72,19 @@ def _budget(spent: int, level: str = "ok", as_of: date = date(2025, 3, 31)) -> P
                          as_of=as_of, level=level)  # type: ignore[arg-type]
 
 
+#: The level state machine on its own: default-curve gaps judged from 1 January, any amount.
+JUDGE_ALL = SlipConfig(default_from=(1, 1), default_min_gap_amount=0)
+
+
 def test_fires_once_per_change_of_level_and_recovers():
     # plan on 31 March: 60*90/181 = 29.8%
-    first = evaluate_slip(_budget(50_000), CFG, SlipConfig())
+    first = evaluate_slip(_budget(50_000), CFG, JUDGE_ALL)
     assert (first.budget.level, first.change) == ("critical", "fire")
-    again = evaluate_slip(_budget(60_000, "critical"), CFG, SlipConfig())
+    again = evaluate_slip(_budget(60_000, "critical"), CFG, JUDGE_ALL)
     assert again.change is None
-    better = evaluate_slip(_budget(150_000, "critical"), CFG, SlipConfig())
+    better = evaluate_slip(_budget(150_000, "critical"), CFG, JUDGE_ALL)
     assert (better.budget.level, better.change) == ("warning", "fire")
-    back = evaluate_slip(_budget(250_000, "warning"), CFG, SlipConfig())
+    back = evaluate_slip(_budget(250_000, "warning"), CFG, JUDGE_ALL)
     assert (back.budget.level, back.change) == ("ok", "resolve")
     assert back.gap == Decimal("4.8")
 
