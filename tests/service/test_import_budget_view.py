@@ -26,8 +26,6 @@ def _seed(seeds: Path, prefix: str) -> Path:
     return found[0]
 
 
-@pytest.mark.xfail(strict=True, reason="needs the budget side of issue 9 (record scope, 기금 out of 세출, "
-                                       "추경 effective_date, snapshots without 원인행위액): remove once merged")
 async def test_budget_view_as_of_the_report_date_is_the_report(make_settings, sqlite_url, seeds):
     summary = map_files([_seed(seeds, "001"), _seed(seeds, "000")], progress=False)
     app = build(make_settings(database_url=sqlite_url), start_broker=False)
