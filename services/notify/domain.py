@@ -169,7 +169,10 @@ class Matcher:
             return actual == self.value
         if self.op == "!=":
             return actual != self.value
-        hit = user_regex(self.value).fullmatch(actual) is not None
+        try:
+            hit = user_regex(self.value).fullmatch(actual) is not None
+        except RegexError:
+            return False  # a stored expression RE2 refuses (older silences) holds for nothing
         return hit if self.op == "=~" else not hit
 
 

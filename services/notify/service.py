@@ -16,6 +16,7 @@ import asyncio
 import email.policy
 import hashlib
 import hmac
+import html
 import json
 import random
 import smtplib
@@ -39,7 +40,7 @@ from services.common.logging import get_logger
 from services.common.settings import Settings
 from services.common.worker import Worker, every
 from services.notify import domain, metrics
-from services.notify.render import Item, Renderer, webhook_payload
+from services.notify.render import Item, Message, Renderer, webhook_payload
 from services.notify.routing import Policy, Routing
 from services.notify.store import (
     NotifyAlert,
@@ -373,7 +374,13 @@ class Notifier:
         escalated = any(members[fp].reason == "escalation" and members[fp].sent_status is None for fp in plan.send)
         recipient = domain.Recipient(group.role, group.name, group.receiver)
         division = None if group.group_key == "-" else group.group_key
-        message = self.renderer.render(items, recipient, kind=plan.kind, division=division, escalated=escalated)
+        try:
+            message = self.renderer.render(items, recipient, kind=plan.kind, division=division,
+                                           escalated=escalated)
+        except Exception as exc:  # an edited template or odd figures: the person is told all the same
+            log.error("message could not be rendered; sent in plain form", group=group.id,
+                      error=f"{type(exc).__name__}: {exc}")
+            message = plain_message(items)
         group.flushes += 1
         notification_id = str(uuid.uuid5(NOTIFICATION_NS, f"{group.id}|{group.flushes}"))
         received = [aware(alerts[fp].received_at) for fp in plan.send
@@ -485,6 +492,15 @@ class Notifier:
                 out.append(AlertState(r, state, silence.id if silence else None,
                                       source.fingerprint if source else None))
             return out
+
+
+def plain_message(items: Sequence[Item]) -> Message:
+    """The message when the templates fail: every alert's summary, nothing that can fail."""
+    lines = [f"- {i.alert.summary} ({i.alert.program_title or i.alert.program_id}, 알림 ID {i.alert.fingerprint})"
+             for i in items]
+    subject = items[0].alert.summary if len(items) == 1 else f"execwatch 알림 {len(items)}건"
+    text = "\n".join(["execwatch 알림", "", *lines, ""])
+    return Message(subject, text, "<pre>" + html.escape(text) + "</pre>")
 
 
 def _view(row: NotifyAlert) -> domain.AlertView:

@@ -17,6 +17,7 @@ from sqlmodel import select
 
 from services.common.embedded import MailSink, free_port
 from services.common.metrics import REGISTRY
+from services.notify.render import Renderer
 from services.notify.service import redrive
 from services.notify.store import NotifyContact, NotifyOutbox
 from tests import factories as f
@@ -248,3 +249,14 @@ def test_notify_redrive_command(sqlite_url, make_settings, tmp_path: Path):
     assert sorted(r.outcome for r in rows) == ["pending", "pending", "sent"]
     assert all(r.attempts == 0 and r.retry_until is not None for r in rows if r.outcome == "pending")
     db.dispose()
+
+
+async def test_a_template_that_fails_still_tells_the_person(sqlite_url, make_settings, mail_sink, tmp_path: Path):
+    (tmp_path / "body.txt.j2").write_text("{{ alerts[0].figures.spent // 0 }}", encoding="utf-8")  # ZeroDivisionError
+    w = make_world(sqlite_url, make_settings, mail_sink.port, notify_templates_dir=str(tmp_path))
+    w.notifier.renderer = Renderer(tmp_path)
+    w.feed(f.program(), slip())
+    sent = await w.run(seconds=30)
+    assert {(d.address, d.outcome) for d in sent if d.channel == "email"} == {(담당, "sent"), (팀장, "sent")}
+    assert "집행률이 계획보다 10.3%p 낮습니다" in mail_sink.messages[0].get_body(("plain",)).get_content()
+    w.db.dispose()

@@ -139,3 +139,8 @@ def test_user_regexes_are_bounded():
         domain.user_regex("(a)\\1")
     with pytest.raises(domain.RegexError, match="longer than"):
         domain.user_regex("a" * (domain.MAX_REGEX_LENGTH + 1))
+
+
+def test_a_stored_expression_re2_refuses_silences_nothing():
+    assert domain.Matcher("program", "(a)\\1", "=~").matches({"program": "aa"}) is False
+    assert domain.Matcher("program", "(a)\\1", "!~").matches({"program": "b"}) is False
