@@ -7,6 +7,7 @@
     execwatch contracts write|check  regenerate / verify the committed JSON Schemas
     execwatch db upgrade|revision    Alembic migrations per service
     execwatch deadletter list        what was set aside, by which service, and why
+    execwatch notify redrive         send failed alert mails (and webhooks) again
     execwatch smtp-sink              a local mail server that prints what it receives
 """
 
@@ -112,6 +113,24 @@ def _deadletter(args: argparse.Namespace) -> int:
     return 0
 
 
+def _notify(args: argparse.Namespace) -> int:
+    from services.common.db import Database, redacted, utcnow
+    from services.notify.service import redrive
+
+    settings = get_settings()
+    url = settings.database_url_for("notify")
+    db = Database(url)
+    try:
+        ids = redrive(db, settings, utcnow(), args.id or ())
+    finally:
+        db.dispose()
+    print(f"notify: {len(ids)} failed deliver{'y' if len(ids) == 1 else 'ies'} queued again in {redacted(url)}"
+          + (f" ({', '.join(map(str, ids))})" if ids else ""))
+    print("the running notify service sends them within seconds; `GET /v1/notifications?status=failed` shows "
+          "what is still failing")
+    return 0
+
+
 def _smtp_sink(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
@@ -180,6 +199,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=50, help="newest N per partition (default 50)")
     p.add_argument("--show-value", action="store_true", help="also print the message (first 2,000 bytes)")
     p.set_defaults(func=_deadletter)
+
+    p = sub.add_parser("notify", help="operate the notify service's deliveries",
+                       description="redrive: put failed deliveries (all, or --id) back in the queue with a new "
+                                   "retry window, e.g. once the SMTP server is back.")
+    p.add_argument("action", choices=["redrive"])
+    p.add_argument("--id", type=int, action="append", help="only this delivery id (repeatable)")
+    p.set_defaults(func=_notify)
 
     p = sub.add_parser("smtp-sink", help="a local SMTP server that prints and keeps what it receives")
     p.add_argument("--port", type=int, default=1025)

@@ -84,6 +84,7 @@ def make_settings() -> Callable[..., Settings]:
             "consumer_batch_timeout_ms": 50,
             "consumer_session_timeout_ms": 2000,
             "recipient_address_template": "{phone_digits}@staff.test",
+            "notify_ack_secret": "test-ack-secret-not-the-demo-one",
         }
         base.update(overrides)
         return Settings(_env_file=None, **base)  # type: ignore[arg-type]

@@ -14,12 +14,19 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+#: The acknowledge-link secret shipped for the demo: anything but the demo refuses to start with it.
+DEMO_ACK_SECRET = "execwatch-ack"
+
 ServiceName = Literal["ingest", "budget", "programs", "notify"]
 SERVICES: tuple[ServiceName, ...] = ("ingest", "budget", "programs", "notify")
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EXECWATCH_", env_file=".env", extra="ignore")
+
+    demo: bool = Field(
+        default=False, description="run as the demo (`execwatch up --demo`): demo secrets and tokens are allowed"
+    )
 
     # --- Kafka -----------------------------------------------------------------------------------
     kafka_bootstrap_servers: str | None = Field(
@@ -152,12 +159,28 @@ class Settings(BaseSettings):
     notify_timezone: str = "Asia/Seoul"
     notify_escalation_after_s: float = Field(default=14_400.0, ge=0, description="0 disables escalation")
     notify_tick_s: float = Field(default=1.0, gt=0, description="scheduler period (due groups, escalations)")
-    notify_max_attempts: int = Field(default=5, ge=1)
+    notify_max_attempts: int | None = Field(
+        default=None, ge=1, description="give up after this many tries even within the retry window (unset: no cap)"
+    )
+    notify_retry_for_s: float = Field(
+        default=12 * 3600.0, gt=0,
+        description="a delivery is retried this long (while its alerts still fire), then failed; redrive resends",
+    )
     notify_retry_base_s: float = Field(default=30.0, gt=0, description="first retry delay; doubles, with jitter")
-    notify_retry_max_s: float = Field(default=3_600.0, gt=0)
+    notify_retry_max_s: float = Field(default=600.0, gt=0, description="cap of the retry delay")
     notify_webhook_timeout_s: float = Field(default=10.0, gt=0)
-    notify_ack_secret: SecretStr = Field(default=SecretStr("execwatch-ack"), description="signs acknowledge links")
+    notify_ack_secret: SecretStr = Field(
+        default=SecretStr(DEMO_ACK_SECRET),
+        description="signs acknowledge links; the default is the demo's, refused unless EXECWATCH_DEMO",
+    )
+    notify_ack_link_ttl_s: float = Field(default=7 * 86_400.0, gt=0, description="acknowledge links expire")
     notify_public_url: str | None = Field(default=None, description="base URL of the notify API, for links in mail")
+    notify_program_url: str | None = Field(
+        default=None,
+        description="link to a program's page, with {program_id} (URL-encoded); unset: the budget service's "
+                    "/v1/budget/programs/{program_id} on http_host:budget_port",
+    )
+    mail_from_name: str = Field(default="execwatch 알림", description="display name in From:")
 
     @field_validator("ingest_sources", mode="before")
     @classmethod

@@ -4,33 +4,34 @@ acknowledgement, silences."""
 from __future__ import annotations
 
 import asyncio
-import hmac
-import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import parse_qs
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
 from sqlmodel import col, select
 
 from services.common.runtime import Runtime
-from services.notify import domain, service
-from services.notify.store import NotifyDelivery, NotifyGroup, NotifyMember, NotifySilence, aware
+from services.notify import domain, links, service
+from services.notify.render import Renderer
+from services.notify.store import NotifyAlert, NotifyDelivery, NotifyGroup, NotifyMember, NotifySilence, aware
 
 
 class MatcherIn(BaseModel):
-    name: str = Field(min_length=1, description="label: 실, 과, program, rule, severity, …")
-    value: str
+    name: str = Field(min_length=1, max_length=100, description="label: 실, 과, program, rule, severity, …")
+    value: str = Field(max_length=domain.MAX_REGEX_LENGTH,
+                       description="for =~ and !~ an RE2 regular expression (no backreferences), matched whole")
     op: domain.MatchOp = "="
 
     @model_validator(mode="after")
     def _regex_compiles(self) -> MatcherIn:
         if self.op in ("=~", "!~"):
             try:
-                re.compile(self.value)
-            except re.error as exc:
-                raise ValueError(f"matcher {self.name}: invalid regular expression: {exc}") from exc
+                domain.user_regex(self.value)
+            except domain.RegexError as exc:
+                raise ValueError(f"matcher {self.name}: {exc}") from exc
         return self
 
 
@@ -59,6 +60,14 @@ def _delivery(d: NotifyDelivery) -> dict[str, Any]:
     return out
 
 
+def _alert_page(a: NotifyAlert | None) -> dict[str, Any] | None:
+    if a is None:
+        return None
+    return {"summary": a.summary, "status": a.status, "program_id": a.program_id,
+            "program_title": a.payload.get("program_title"), "division": a.division,
+            "acked_at": _iso(a.acked_at), "acked_by": a.acked_by}
+
+
 def _silence(s: NotifySilence, now: datetime) -> dict[str, Any]:
     starts, ends = aware(s.starts_at) or s.starts_at, aware(s.ends_at) or s.ends_at
     return {"id": s.id, "matchers": s.matchers, "starts_at": starts.isoformat(), "ends_at": ends.isoformat(),
@@ -66,7 +75,16 @@ def _silence(s: NotifySilence, now: datetime) -> dict[str, Any]:
             "state": domain.silence_state(starts, ends, now)}
 
 
-def router(rt: Runtime, notifier: service.Notifier) -> APIRouter:
+#: Link pages carry a token in their URL: keep them out of caches, referrers and search indexes.
+_PAGE_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex",
+                 "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"}
+_LINK_STATUS = {"invalid": 403, "expired": 410, "missing": 404}
+MAX_COMMENT = 2000
+
+
+def router(rt: Runtime, notifier: service.Notifier, renderer: Renderer | None = None) -> APIRouter:
+    pages = renderer or Renderer()
+    secret = rt.settings.notify_ack_secret.get_secret_value()
     api = APIRouter(prefix="/v1", tags=["notify"])
 
     @api.get("/notifications")
@@ -143,6 +161,7 @@ def router(rt: Runtime, notifier: service.Notifier) -> APIRouter:
                     "received_at": _iso(a.received_at), "notified_at": _iso(a.notified_at),
                     "resolved_at": _iso(a.resolved_at), "acked_at": _iso(a.acked_at), "acked_by": a.acked_by,
                     "escalation_level": a.escalation_level, "awaiting_recipients": a.awaiting_recipients,
+                    "unroutable": a.awaiting_recipients and a.status == "firing",
                     "recipients": told.get(a.fingerprint, []), "figures": a.payload.get("figures", {}),
                 })
             return {"items": items}
@@ -157,17 +176,44 @@ def router(rt: Runtime, notifier: service.Notifier) -> APIRouter:
         return {"fingerprint": fingerprint, "status": row.status, "acked_at": _iso(row.acked_at),
                 "acked_by": row.acked_by}
 
-    @api.get("/alerts/{fingerprint}/ack", response_class=HTMLResponse)
-    async def ack_link(fingerprint: str, token: str, by: str = "메일 링크") -> Response:
-        """The link in the mail: a signed token instead of a login."""
-        expected = service.ack_token(rt.settings.notify_ack_secret.get_secret_value(), fingerprint)
-        if not hmac.compare_digest(expected, token):
-            raise HTTPException(403, "invalid acknowledgement link")
-        row = await asyncio.to_thread(notifier.ack, fingerprint, by)
+    def _page(state: str, *, alert: NotifyAlert | None = None, claims: links.Claims | None = None,
+              action: str = "", message: str | None = None) -> HTMLResponse:
+        html = pages.page("ack.html.j2", state=state, alert=_alert_page(alert), claims=claims, action=action,
+                          message=message)
+        return HTMLResponse(html, status_code=_LINK_STATUS.get(state, 200), headers=_PAGE_HEADERS)
+
+    def _claims(token: str) -> links.Claims | HTMLResponse:
+        try:
+            return links.verify(secret, token, "ack", service.utc(notifier.clock()))
+        except links.LinkError as exc:
+            return _page(exc.reason)
+
+    @api.get("/ack", response_class=HTMLResponse)
+    async def ack_page(token: Annotated[str, Query(max_length=4000)]) -> Response:
+        """The link in the mail opens a confirmation page; it acknowledges nothing (mail scanners
+        and previews open links too). Its form POSTs to the same URL."""
+        claims = _claims(token)
+        if isinstance(claims, HTMLResponse):
+            return claims
+        row = await asyncio.to_thread(notifier.alert, claims.fingerprint)
         if row is None:
-            raise HTTPException(404, "no such alert")
-        return HTMLResponse(f"<!doctype html><html lang='ko'><body><p>확인되었습니다: {row.summary}</p>"
-                            "<p>상위 보고(에스컬레이션)와 재알림이 중지됩니다.</p></body></html>")
+            return _page("missing")
+        return _page("confirm", alert=row, claims=claims, action=f"ack?token={token}")
+
+    @api.post("/ack", response_class=HTMLResponse)
+    async def ack_confirm(request: Request, token: Annotated[str, Query(max_length=4000)]) -> Response:
+        """The confirmation page's form: acknowledges as the recipient the link was sent to."""
+        claims = _claims(token)
+        if isinstance(claims, HTMLResponse):
+            return claims
+        body = await request.body()
+        form = parse_qs(body[:16_384].decode("utf-8", "replace"))
+        comment = " ".join((form.get("comment") or [""])[0].split())[:MAX_COMMENT] or None
+        who = f"{domain.header_text(claims.name, 40)} <{claims.address}>" if claims.name else claims.address
+        row = await asyncio.to_thread(notifier.ack, claims.fingerprint, who, comment)
+        if row is None:
+            return _page("missing")
+        return _page("done", alert=row, claims=claims, message=row.ack_comment)
 
     @api.get("/silences")
     async def silences(state: Literal["active", "pending", "expired"] | None = None) -> dict[str, Any]:

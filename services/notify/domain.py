@@ -12,11 +12,15 @@ so the same firing alert is one notification however many events repeat it.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Literal
+from functools import lru_cache
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
+
+import re2  # type: ignore[import-untyped]
 
 SEVERITY_RANK: dict[str, int] = {"info": 1, "warning": 2, "critical": 3}
 ROLE_CHAIN: tuple[str, ...] = ("담당", "팀장", "과장")
@@ -114,6 +118,34 @@ def choose_recipients(contacts: Sequence[Contact], roles: Sequence[str], templat
     return sorted(out.values(), key=lambda r: (rank.get(r.role, 99), r.address))
 
 
+FallbackLevel = Literal["contacts", "division", "office", "none"]
+
+
+@dataclass(frozen=True)
+class Routed:
+    """Who a firing alert goes to, and how they were found: the program's contacts (담당 …), else
+    the division's default contact, else the office's; `none` when nobody is known at all."""
+
+    level: FallbackLevel
+    recipients: tuple[Recipient, ...]
+
+
+def route_people(contacts: Sequence[Contact], roles: Sequence[str], template: str, division: str | None,
+                 office: str | None, division_defaults: Mapping[str, Recipient],
+                 office_defaults: Mapping[str, Recipient]) -> Routed:
+    """The program's contacts of the routed roles; when none of them can be addressed, the
+    division's default contact (a 서무 or 팀장), then the office's. Never an empty answer while a
+    default exists: an alert nobody hears is worse than one a 서무 forwards."""
+    people = choose_recipients(contacts, roles, template)
+    if people:
+        return Routed("contacts", tuple(people))
+    if division and division in division_defaults:
+        return Routed("division", (division_defaults[division],))
+    if office and office in office_defaults:
+        return Routed("office", (office_defaults[office],))
+    return Routed("none", ())
+
+
 def apply_overrides(contacts: Sequence[Contact], overrides: Sequence[Contact]) -> list[Contact]:
     """Configured recipients replace the register's contacts of the same role."""
     replaced = {o[0] for o in overrides}
@@ -137,8 +169,35 @@ class Matcher:
             return actual == self.value
         if self.op == "!=":
             return actual != self.value
-        hit = re.fullmatch(self.value, actual) is not None
+        try:
+            hit = user_regex(self.value).fullmatch(actual) is not None
+        except RegexError:
+            return False  # a stored expression RE2 refuses (older silences) holds for nothing
         return hit if self.op == "=~" else not hit
+
+
+#: Regular expressions come from users (silences) and the routing file: bounded in length and run
+#: with RE2 semantics (linear time, no backreferences), so `(.+)+X` cannot freeze the service.
+MAX_REGEX_LENGTH = 512
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False
+_RE2_OPTIONS.max_mem = 8 << 20
+
+
+class RegexError(ValueError):
+    pass
+
+
+@lru_cache(maxsize=1024)
+def user_regex(pattern: str) -> Any:
+    """A compiled RE2 pattern; RegexError when it is too long or not valid RE2."""
+    if len(pattern) > MAX_REGEX_LENGTH:
+        raise RegexError(f"regular expression longer than {MAX_REGEX_LENGTH} characters")
+    try:
+        return re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error as exc:
+        detail = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        raise RegexError(f"invalid regular expression: {detail}") from exc
 
 
 def all_match(matchers: Iterable[Matcher], labels: Mapping[str, str]) -> bool:
@@ -358,7 +417,50 @@ def _ordered(members: Sequence[Member]) -> list[Member]:
     return sorted(members, key=lambda m: -SEVERITY_RANK.get(m.severity, 0))
 
 
+# --- mail headers --------------------------------------------------------------------------------
+
+
+def header_text(value: str, limit: int = 200) -> str:
+    """A display name fit for a header: line breaks and other control characters (a register can
+    hold anything) become spaces, so a name can never end a header or start another."""
+    out: list[str] = []
+    for ch in value:
+        if unicodedata.category(ch).startswith("C") or ch in "\u2028\u2029":
+            if out and out[-1] != " ":
+                out.append(" ")  # a run of control characters becomes one space
+        else:
+            out.append(ch)
+    return "".join(out).strip()[:limit]
+
+
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_ADDR = re.compile(r"^[^\s@<>()\[\],;:\\\"]+@" + _LABEL + r"(?:\." + _LABEL + r")+$")
+
+
+def valid_address(address: str) -> bool:
+    """A plain addr-spec: no spaces, control characters or header syntax; an ASCII domain."""
+    return len(address) <= 254 and address.isprintable() and _ADDR.match(address) is not None
+
+
 # --- retries -------------------------------------------------------------------------------------
+
+
+RetryOutcome = Literal["retry", "failed", "dropped"]
+
+
+def after_failure(*, transient: bool, attempts: int, now: datetime, retry_until: datetime | None,
+                  max_attempts: int | None, still_news: bool) -> RetryOutcome:
+    """What a failed try leads to. A permanent failure (the message or address is wrong, the
+    server refuses it for good) fails at once; a transient one (server down, 4xx, timeout) is
+    retried while the window lasts; a message about alerts that no longer fire is dropped rather
+    than retried (the resolve notice says it)."""
+    if not transient:
+        return "failed"
+    if not still_news:
+        return "dropped"
+    if (retry_until is not None and now >= retry_until) or (max_attempts is not None and attempts >= max_attempts):
+        return "failed"
+    return "retry"
 
 
 def backoff(attempt: int, base: float, cap: float, rand: float) -> timedelta:

@@ -6,16 +6,24 @@ from datetime import datetime
 
 from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from services.common.metrics import REGISTRY
-from services.notify.store import NotifyAlert
+from services.notify.store import NotifyAlert, NotifyDelivery, aware
 
 NOTIFICATIONS = Counter("execwatch_notify_notifications_total",
                         "delivery attempts by channel and outcome (sent, retry, failed)",
                         ["channel", "outcome"], registry=REGISTRY)
 ACTIVE_ALERTS = Gauge("execwatch_notify_active_alerts", "firing alerts known to notify, by rule and severity",
                       ["rule", "severity"], registry=REGISTRY)
+UNROUTABLE = Counter("execwatch_notify_unroutable_total",
+                     "firing alerts that had nobody to tell (no contact, no division or office default)",
+                     registry=REGISTRY)
+UNROUTABLE_ALERTS = Gauge("execwatch_notify_unroutable_alerts",
+                          "firing alerts held without any recipient right now", registry=REGISTRY)
+OLDEST_UNDELIVERED = Gauge("execwatch_notify_oldest_undelivered_seconds",
+                           "age of the oldest email or webhook delivery still pending (0: none)",
+                           registry=REGISTRY)
 LATENCY = Histogram("execwatch_notify_alert_to_delivery_seconds",
                     "alert received by notify to message delivered (includes group_wait and quiet hours)",
                     ["channel"], registry=REGISTRY,
@@ -37,3 +45,14 @@ def refresh_active(session: Session) -> None:
     ACTIVE_ALERTS.clear()
     for rule, severity, count in rows:
         ACTIVE_ALERTS.labels(rule=rule, severity=severity).set(count)
+    unroutable = session.exec(select(func.count()).select_from(NotifyAlert)
+                              .where(NotifyAlert.status == "firing",
+                                     col(NotifyAlert.awaiting_recipients).is_(True))).one()
+    UNROUTABLE_ALERTS.set(unroutable)
+
+
+def refresh_undelivered(session: Session, now: datetime) -> None:
+    oldest = aware(session.exec(select(func.min(NotifyDelivery.created_at))
+                                .where(NotifyDelivery.outcome == "pending",
+                                       col(NotifyDelivery.channel).in_(["email", "webhook"]))).one())
+    OLDEST_UNDELIVERED.set(max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)

@@ -143,6 +143,26 @@ class RecipientSpec(_Strict):
     phone: str | None = None
 
 
+class DefaultContactSpec(_Strict):
+    """Who hears what no program contact can be told: a division's (or office's) 서무 or 팀장."""
+
+    name: str = Field(min_length=1, max_length=100)
+    role: Literal["서무", "팀장", "과장", "담당"] = "서무"
+    email: str = Field(min_length=3, max_length=254)
+
+    @field_validator("email")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if not domain.valid_address(value):
+            raise ValueError(f"not an e-mail address: {value!r}")
+        return value
+
+
+class FallbackSpec(_Strict):
+    divisions: dict[str, DefaultContactSpec] = Field(default_factory=dict, description="per 과")
+    offices: dict[str, DefaultContactSpec] = Field(default_factory=dict, description="per 실")
+
+
 class InhibitSpec(_Strict):
     name: str | None = None
     source: dict[str, MatchValue]
@@ -157,6 +177,7 @@ class RoutingSpec(_Strict):
     routes: list[RouteSpec] = Field(default_factory=list)
     receivers: dict[str, ReceiverSpec] = Field(default_factory=dict)
     recipients: list[RecipientSpec] = Field(default_factory=list)
+    fallback: FallbackSpec = Field(default_factory=FallbackSpec)
     inhibit: list[InhibitSpec] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -236,6 +257,9 @@ class Routing:
             domain.InhibitRule(matchers(i.source), matchers(i.target), tuple(i.equal), i.severity, i.name or "")
             for i in spec.inhibit)
         self.recipients = [(matchers(r.match), (r.role, r.name, r.phone, r.email)) for r in spec.recipients]
+        fallback = spec.fallback
+        self.division_defaults = {k: domain.Recipient(c.role, c.name, c.email) for k, c in fallback.divisions.items()}
+        self.office_defaults = {k: domain.Recipient(c.role, c.name, c.email) for k, c in fallback.offices.items()}
 
     @staticmethod
     def _merge(name: str, base: Policy, spec: PolicySpec) -> Policy:

@@ -16,6 +16,7 @@ import asyncio
 import email.policy
 import hashlib
 import hmac
+import html
 import json
 import random
 import smtplib
@@ -24,7 +25,9 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.headerregistry import Address
 from email.message import EmailMessage
+from email.utils import format_datetime, parseaddr
 from typing import Any
 
 import httpx
@@ -37,7 +40,7 @@ from services.common.logging import get_logger
 from services.common.settings import Settings
 from services.common.worker import Worker, every
 from services.notify import domain, metrics
-from services.notify.render import Item, Renderer, webhook_payload
+from services.notify.render import Item, Message, Renderer, webhook_payload
 from services.notify.routing import Policy, Routing
 from services.notify.store import (
     NotifyAlert,
@@ -60,10 +63,6 @@ NOTIFICATION_NS = uuid.UUID("8f4d2c55-3f1e-4b8e-9a57-6f0c1d2e3a4b")
 def utc(value: datetime) -> datetime:
     """Always store UTC: SQLite keeps the wall time and drops the zone."""
     return value.astimezone(UTC)
-
-
-def ack_token(secret: str, fingerprint: str) -> str:
-    return hmac.new(secret.encode(), fingerprint.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 @dataclass
@@ -184,8 +183,9 @@ class Notifier:
             row.awaiting_recipients = not self._route(session, row)
             if row.awaiting_recipients:
                 result.no_recipient += 1
-                log.warning("alert has no recipient yet; kept until contacts arrive", fingerprint=a.fingerprint,
-                            program_id=a.program_id)
+                metrics.UNROUTABLE.inc()
+                log.error("alert has nobody to tell: no contact, no division or office default",
+                          fingerprint=a.fingerprint, program_id=a.program_id, division=a.division, office=a.office)
         else:
             row.awaiting_recipients = False
         session.add(row)
@@ -195,19 +195,37 @@ class Notifier:
     # --- routing and grouping ----------------------------------------------------------------
 
     def _route(self, session: Session, row: NotifyAlert) -> bool:
-        """Put a firing alert in the group of each of its receivers; False when it has none."""
+        """Put a firing alert in the group of each of its receivers: the program's contacts of the
+        routed roles, else the division's or office's default contact (routing.yaml `fallback`),
+        plus configured receivers. False when nobody at all can be told."""
         policy = self.routing.policy(row.labels)
         base = policy.roles_for(row.severity)
         roles = domain.escalated_roles(base, policy.escalation_chain, row.escalation_level)
         contacts = session.exec(select(NotifyContact).where(NotifyContact.program_id == row.program_id)).all()
         people = domain.apply_overrides([(c.role, c.name, c.phone, c.email) for c in contacts],
                                         self.routing.overrides(row.labels))
+        division, office = row.division, row.office
+        if division is None or office is None:
+            program = session.get(NotifyProgram, row.program_id)
+            if program is not None:
+                division, office = division or program.division, office or program.office
+        routed = domain.route_people(people, roles, self.settings.recipient_address_template, division, office,
+                                     self.routing.division_defaults, self.routing.office_defaults)
         targets: list[tuple[domain.Recipient, tuple[str, ...], str]] = [
-            (r, policy.channels, "route" if r.role in base else "escalation")
-            for r in domain.choose_recipients(people, roles, self.settings.recipient_address_template)]
+            (r, policy.channels,
+             "fallback" if routed.level != "contacts" else "route" if r.role in base else "escalation")
+            for r in routed.recipients]
         for name in policy.receivers:
             rc = self.routing.receivers[name]
             targets.append((domain.Recipient("수신처", rc.name, rc.key), (rc.channel,), "route"))
+        if routed.level == "contacts":
+            # The register caught up with an alert that overtook it: a default contact not yet
+            # told need not hear it (one already told keeps it, to hear of the resolve).
+            for m in session.exec(select(NotifyMember).where(NotifyMember.fingerprint == row.fingerprint,
+                                                             NotifyMember.reason == "fallback",
+                                                             col(NotifyMember.sent_status).is_(None))).all():
+                session.delete(m)
+        session.flush()
         for recipient, channels, reason in targets:
             group = self._group(session, recipient, row.division, policy, channels)
             assert group.id is not None
@@ -215,6 +233,9 @@ class Notifier:
                 session.add(NotifyMember(group_id=group.id, fingerprint=row.fingerprint, program_id=row.program_id,
                                          reason=reason, added_at=utc(self.clock())))
         session.flush()
+        if routed.level in ("division", "office"):
+            log.info("alert routed to the default contact", fingerprint=row.fingerprint, level=routed.level,
+                     program_id=row.program_id)
         return bool(targets)
 
     def _group(self, session: Session, r: domain.Recipient, division: str | None, policy: Policy,
@@ -262,6 +283,7 @@ class Notifier:
             now = utc(self.clock())
             result = TickResult()
             silences = _silences(session, now)
+            self._reroute_unroutable(session, now)
             self._escalate(session, now, silences, result)
             due = session.exec(select(NotifyGroup).where(col(NotifyGroup.next_flush_at) <= now)
                                .order_by(col(NotifyGroup.id))).all()
@@ -271,6 +293,17 @@ class Notifier:
         for alert_at, sent_at in result.inbox:
             metrics.observe("inbox", "sent", alert_at, sent_at)
         return result
+
+    def _reroute_unroutable(self, session: Session, now: datetime) -> None:
+        """Alerts nobody could be told of are tried again each tick (a routing file fixed and the
+        service restarted, a default added): they stay visible in the gauge until someone hears."""
+        rows = session.exec(select(NotifyAlert).where(NotifyAlert.status == "firing",
+                                                      col(NotifyAlert.awaiting_recipients).is_(True))).all()
+        for row in rows:
+            if self._route(session, row):
+                row.awaiting_recipients = False
+                session.add(row)
+                self._schedule(session, row.program_id, now)
 
     def _escalate(self, session: Session, now: datetime, silences: list[domain.Silence], result: TickResult) -> None:
         rows = session.exec(select(NotifyAlert).where(NotifyAlert.status == "firing",
@@ -341,7 +374,13 @@ class Notifier:
         escalated = any(members[fp].reason == "escalation" and members[fp].sent_status is None for fp in plan.send)
         recipient = domain.Recipient(group.role, group.name, group.receiver)
         division = None if group.group_key == "-" else group.group_key
-        message = self.renderer.render(items, recipient, kind=plan.kind, division=division, escalated=escalated)
+        try:
+            message = self.renderer.render(items, recipient, kind=plan.kind, division=division,
+                                           escalated=escalated)
+        except Exception as exc:  # an edited template or odd figures: the person is told all the same
+            log.error("message could not be rendered; sent in plain form", group=group.id,
+                      error=f"{type(exc).__name__}: {exc}")
+            message = plain_message(items)
         group.flushes += 1
         notification_id = str(uuid.uuid5(NOTIFICATION_NS, f"{group.id}|{group.flushes}"))
         received = [aware(alerts[fp].received_at) for fp in plan.send
@@ -355,7 +394,8 @@ class Notifier:
                 status="firing" if firing else "resolved", severity=severity, channel=channel, role=group.role,
                 name=group.name, address=group.receiver, subject=message.subject, body_text=message.text,
                 body_html=message.html, kind=plan.kind, group_id=group.id, alert_at=alert_at,
-                next_attempt_at=now, created_at=now)
+                next_attempt_at=now, created_at=now,
+                retry_until=now + timedelta(seconds=self.settings.notify_retry_for_s))
             if channel == "webhook":
                 receiver = self.routing.receivers.get(group.receiver.split(":", 1)[1])
                 d.payload = webhook_payload(receiver.format if receiver else "json", message, items,
@@ -386,6 +426,10 @@ class Notifier:
         return alert.model_copy(update=update)
 
     # --- operator actions --------------------------------------------------------------------
+
+    def alert(self, fingerprint: str) -> NotifyAlert | None:
+        with self.db.read() as session:
+            return session.get(NotifyAlert, fingerprint)
 
     def ack(self, fingerprint: str, by: str, comment: str | None = None) -> NotifyAlert | None:
         """Acknowledging stops escalation and reminders until the alert resolves or fires again."""
@@ -450,6 +494,15 @@ class Notifier:
             return out
 
 
+def plain_message(items: Sequence[Item]) -> Message:
+    """The message when the templates fail: every alert's summary, nothing that can fail."""
+    lines = [f"- {i.alert.summary} ({i.alert.program_title or i.alert.program_id}, 알림 ID {i.alert.fingerprint})"
+             for i in items]
+    subject = items[0].alert.summary if len(items) == 1 else f"execwatch 알림 {len(items)}건"
+    text = "\n".join(["execwatch 알림", "", *lines, ""])
+    return Message(subject, text, "<pre>" + html.escape(text) + "</pre>")
+
+
 def _view(row: NotifyAlert) -> domain.AlertView:
     return domain.AlertView(row.fingerprint, row.status, row.severity, row.labels)
 
@@ -478,14 +531,47 @@ def _silences(session: Session, now: datetime) -> list[domain.Silence]:
 
 
 class ChannelError(Exception):
-    pass
+    """A receiver answered, and said no. `transient` when asking again later may work."""
+
+    def __init__(self, message: str, transient: bool = True) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+class UndeliverableError(ValueError):
+    """This message cannot be sent as it is (e.g. an address with header syntax in it)."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    transient: bool
+    reason: str
+
+
+def classify(exc: BaseException) -> Failure:
+    """Transient: the server or network is down or busy (connection errors, timeouts, SMTP 4xx,
+    HTTP 429/5xx); everything else is permanent for this message and fails it alone, whatever the
+    exception type, so no message can stall the others."""
+    reason = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        return Failure(bool(codes) and all(400 <= c < 500 for c in codes), reason)
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return Failure(400 <= exc.smtp_code < 500 or isinstance(exc, smtplib.SMTPConnectError), reason)
+    if isinstance(exc, smtplib.SMTPServerDisconnected | OSError | httpx.TransportError):
+        return Failure(True, reason)
+    if isinstance(exc, ChannelError):
+        return Failure(exc.transient, reason)
+    return Failure(False, reason)
 
 
 class Dispatcher(Worker):
-    """Sends pending email and webhook deliveries; records each outcome. A failure is retried
-    with exponential backoff and jitter; after the last try the delivery is `failed` and goes to
-    the dead-letter topic (through the outbox). A failing channel is skipped for the rest of a
-    round, so it never holds up the others."""
+    """Sends pending email and webhook deliveries; records each outcome. A transient failure is
+    retried with capped exponential backoff and jitter for as long as the delivery's alerts still
+    fire, up to `notify_retry_for_s`; then the delivery is `failed` (metric, dead-letter topic
+    through the outbox) until `execwatch notify redrive` sends it again. A permanent failure fails
+    that one delivery at once. A channel failing transiently is skipped for the rest of a round, so
+    it never holds up the others."""
 
     def __init__(self, db: Database, settings: Settings, routing: Routing, clock: Clock = utcnow,
                  rand: Callable[[], float] = random.random, transport: httpx.AsyncBaseTransport | None = None) -> None:
@@ -496,13 +582,26 @@ class Dispatcher(Worker):
         self._lock = asyncio.Lock()
 
     def _due(self, now: datetime) -> list[NotifyDelivery]:
-        with self.db.read() as s:
-            return list(s.exec(select(NotifyDelivery).where(
+        """Due deliveries; one still waiting to tell of alerts that no longer fire is dropped (the
+        resolve notice says what there is to say)."""
+        with self.db.unit_of_work() as s:
+            rows = list(s.exec(select(NotifyDelivery).where(
                 NotifyDelivery.outcome == "pending", col(NotifyDelivery.channel).in_(["email", "webhook"]),
                 col(NotifyDelivery.next_attempt_at) <= now).order_by(col(NotifyDelivery.id)).limit(200)).all())
+            due = []
+            for d in rows:
+                if d.status == "firing" and d.attempts > 0 and not _any_firing(s, d):
+                    d.outcome, d.next_attempt_at = "dropped", None
+                    s.add(d)
+                    metrics.observe(d.channel, "dropped", None, now)
+                else:
+                    due.append(d)
+            s.flush()
+            metrics.refresh_undelivered(s, now)
+            return due
 
-    def _send_email(self, d: NotifyDelivery) -> None:
-        msg = build_email(d, self.settings.mail_from)
+    def _send_email(self, d: NotifyDelivery, now: datetime) -> None:
+        msg = build_email(d, self.settings, now)  # before connecting: a bad message fails alone
         s = self.settings
         with smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=15) as smtp:
             if s.smtp_starttls:
@@ -515,7 +614,7 @@ class Dispatcher(Worker):
         name = d.address.split(":", 1)[1]
         receiver = self.routing.receivers.get(name)
         if receiver is None:
-            raise ChannelError(f"no webhook receiver named {name!r} in the routing file")
+            raise ChannelError(f"no webhook receiver named {name!r} in the routing file", transient=False)
         body = json.dumps(d.payload, ensure_ascii=False, separators=(",", ":")).encode()
         ts = str(int(now.timestamp()))
         headers = {"Content-Type": "application/json", "X-Execwatch-Delivery": d.alert_event_id,
@@ -525,26 +624,37 @@ class Dispatcher(Worker):
         async with httpx.AsyncClient(transport=self.transport, timeout=self.settings.notify_webhook_timeout_s) as c:
             resp = await c.post(receiver.address, content=body, headers=headers)
         if resp.status_code >= 300:
-            raise ChannelError(f"HTTP {resp.status_code}: {resp.text[:200]}")
+            transient = resp.status_code >= 500 or resp.status_code in (408, 425, 429)
+            raise ChannelError(f"HTTP {resp.status_code}: {resp.text[:200]}", transient=transient)
 
-    def _record(self, delivery_id: int, error: str | None, now: datetime) -> str:
+    def _record(self, delivery_id: int, failure: Failure | None, now: datetime) -> str:
         with self.db.unit_of_work() as s:
             d = s.get(NotifyDelivery, delivery_id)
             if d is None or d.outcome != "pending":
                 return "gone"
             d.attempts += 1
-            if error is None:
+            if failure is None:
                 d.outcome, d.sent_at, d.error, d.next_attempt_at = "sent", now, None, None
+                s.add(d)
+                return "sent"
+            d.error = failure.reason[:1000]
+            retry_for = timedelta(seconds=self.settings.notify_retry_for_s)
+            until = aware(d.retry_until) or (aware(d.created_at) or now) + retry_for
+            outcome = domain.after_failure(transient=failure.transient, attempts=d.attempts, now=now,
+                                           retry_until=until, max_attempts=self.settings.notify_max_attempts,
+                                           still_news=d.status != "firing" or _any_firing(s, d))
+            if outcome == "retry":
+                wait = domain.backoff(d.attempts, self.settings.notify_retry_base_s,
+                                      self.settings.notify_retry_max_s, self.rand())
+                d.next_attempt_at = min(now + wait, until)  # the last try falls on the deadline
             else:
-                d.error = error[:1000]
-                if d.attempts >= self.settings.notify_max_attempts:
-                    d.outcome, d.next_attempt_at = "failed", None
+                d.outcome, d.next_attempt_at = outcome, None
+                if outcome == "failed":
                     s.add(_dead_letter(d, self.settings))
-                else:
-                    d.next_attempt_at = now + domain.backoff(d.attempts, self.settings.notify_retry_base_s,
-                                                             self.settings.notify_retry_max_s, self.rand())
+                    log.error("delivery failed for good", delivery=d.id, channel=d.channel, error=d.error,
+                              attempts=d.attempts)
             s.add(d)
-            return "sent" if error is None else ("failed" if d.outcome == "failed" else "retry")
+            return outcome
 
     async def flush(self) -> int:
         sent = 0
@@ -556,21 +666,44 @@ class Dispatcher(Worker):
                 line = d.channel if d.channel == "email" else d.address  # one SMTP server; each webhook its own
                 if line in broken:
                     continue
+                failure: Failure | None = None
                 try:
                     if d.channel == "email":
-                        await asyncio.to_thread(self._send_email, d)
+                        await asyncio.to_thread(self._send_email, d, now)
                     else:
                         await self._send_webhook(d, now)
-                    error = None
-                except (OSError, smtplib.SMTPException, httpx.HTTPError, ChannelError) as exc:
-                    error = f"{type(exc).__name__}: {exc}"
-                    log.warning("delivery failed", delivery=d.id, channel=d.channel, error=error)
-                    broken.add(line)
-                outcome = await asyncio.to_thread(self._record, d.id, error, utc(self.clock()))
+                except Exception as exc:  # isolated per delivery: see classify()
+                    failure = classify(exc)
+                    log.warning("delivery failed", delivery=d.id, channel=d.channel, error=failure.reason,
+                                transient=failure.transient)
+                    if failure.transient:
+                        broken.add(line)
+                outcome = await asyncio.to_thread(self._record, d.id, failure, utc(self.clock()))
                 metrics.observe(d.channel, outcome, aware(d.alert_at) or aware(d.created_at), utc(self.clock()))
                 sent += outcome == "sent"
         return sent
 
+
+def _any_firing(session: Session, d: NotifyDelivery) -> bool:
+    fps = d.fingerprints or [d.fingerprint]
+    return session.exec(select(NotifyAlert.fingerprint).where(col(NotifyAlert.fingerprint).in_(fps),
+                                                              NotifyAlert.status == "firing")).first() is not None
+
+
+def redrive(db: Database, settings: Settings, now: datetime, ids: Sequence[int] = ()) -> list[int]:
+    """Failed email and webhook deliveries (or those named) back to `pending`, due now, with a new
+    retry window: the running dispatcher sends them at its next round."""
+    with db.unit_of_work() as s:
+        stmt = select(NotifyDelivery).where(NotifyDelivery.outcome == "failed",
+                                            col(NotifyDelivery.channel).in_(["email", "webhook"]))
+        if ids:
+            stmt = stmt.where(col(NotifyDelivery.id).in_(list(ids)))
+        rows = s.exec(stmt.order_by(col(NotifyDelivery.id))).all()
+        for d in rows:
+            d.outcome, d.attempts, d.next_attempt_at = "pending", 0, utc(now)
+            d.retry_until = utc(now) + timedelta(seconds=settings.notify_retry_for_s)
+            s.add(d)
+        return [d.id for d in rows if d.id is not None]
 
 
 #: Headers are not folded: Python's folder puts the space between two encoded words outside them,
@@ -578,11 +711,19 @@ class Dispatcher(Worker):
 _MAIL_POLICY = email.policy.default.clone(max_line_length=998)
 
 
-def build_email(d: NotifyDelivery, mail_from: str) -> EmailMessage:
+def build_email(d: NotifyDelivery, settings: Settings, now: datetime) -> EmailMessage:
+    """Headers from structured values: names are cleaned of line breaks (a register may hold
+    anything), addresses must be plain, so no field can end a header or add one."""
+    if not domain.valid_address(d.address):
+        raise UndeliverableError(f"not a deliverable address: {d.address!r}")
+    sender_name, sender = parseaddr(settings.mail_from)
+    if not domain.valid_address(sender):
+        raise UndeliverableError(f"EXECWATCH_MAIL_FROM is not an address: {settings.mail_from!r}")
     msg = EmailMessage(policy=_MAIL_POLICY)
-    msg["Subject"] = d.subject
-    msg["From"] = mail_from
-    msg["To"] = f"{d.name} <{d.address}>"
+    msg["Subject"] = domain.header_text(d.subject, 900)
+    msg["From"] = Address(display_name=domain.header_text(settings.mail_from_name or sender_name), addr_spec=sender)
+    msg["To"] = Address(display_name=domain.header_text(d.name), addr_spec=d.address)
+    msg["Date"] = format_datetime(now)
     # Deterministic id: a mail system that sees the same delivery twice can drop it.
     msg["Message-ID"] = f"<{d.alert_event_id}.{d.id}@execwatch>"
     msg["X-Execwatch-Fingerprints"] = ",".join(d.fingerprints or [d.fingerprint])
@@ -597,7 +738,8 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
 
 
 def _dead_letter(d: NotifyDelivery, settings: Settings) -> NotifyOutbox:
-    event_id = uuid.uuid5(NOTIFICATION_NS, f"dead|{d.alert_event_id}|{d.channel}|{d.address}")
+    # A redriven delivery can fail again: each failure is its own dead letter.
+    event_id = uuid.uuid5(NOTIFICATION_NS, f"dead|{d.alert_event_id}|{d.channel}|{d.address}|{d.id}|{d.attempts}")
     value = {"kind": "notify.delivery_failed", "delivery_id": d.id, "notification_id": d.alert_event_id,
              "channel": d.channel, "address": d.address, "subject": d.subject, "fingerprints": d.fingerprints,
              "attempts": d.attempts, "error": d.error}

@@ -55,7 +55,8 @@ class NotifyAlert(SQLModel, table=True):
     summary: str
     payload: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
     last_event_id: str = Field(max_length=36)
-    awaiting_recipients: bool = Field(default=False, description="news, but the program's contacts are unknown yet")
+    awaiting_recipients: bool = Field(
+        default=False, description="firing, but nobody to tell: no contact, no default contact (unroutable)")
     updated_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
     office: str | None = None
     division: str | None = None
@@ -144,6 +145,7 @@ class NotifyDelivery(SQLModel, table=True):
     payload: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON, description="webhook body")
     alert_at: datetime | None = _dt()  # when the oldest alert in it reached notify (latency)
     next_attempt_at: datetime | None = _dt(index=True)
+    retry_until: datetime | None = _dt()  # transient failures are retried until then (redrive sets it anew)
     read_at: datetime | None = _dt()  # inbox channel
 
 

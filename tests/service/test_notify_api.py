@@ -14,8 +14,9 @@ from faststream.kafka.message import KafkaMessage
 
 from contracts import dump_event
 from services.common.embedded import free_port
+from services.notify import links
 from services.notify.app import build
-from services.notify.service import ManualClock, ack_token
+from services.notify.service import ManualClock
 from tests import factories as f
 from tests.helpers import running
 from tests.service.test_notify_service import SUBJECT, slip, 담당, 팀장
@@ -43,7 +44,9 @@ async def test_read_api_ack_and_silences(make_settings, sqlite_url, mail_sink):
         mine = (await client.get("/v1/notifications", params={"recipient": 담당})).json()["items"]
         assert {d["channel"] for d in mine} == {"email", "inbox"}
         body = mail_sink.messages[0].get_body(("plain",)).get_content()
-        assert f"http://notify.test/v1/alerts/{fp}/ack?token={ack_token('execwatch-ack', fp)}" in body
+        token = body.split("http://notify.test/v1/ack?token=", 1)[1].split()[0]
+        claims = links.verify(settings.notify_ack_secret.get_secret_value(), token, "ack", clock())
+        assert (claims.fingerprint, claims.name) == (fp, mail_sink.messages[0]["To"].addresses[0].display_name)
 
         inbox = (await client.get(f"/v1/inbox/{담당}")).json()
         assert inbox["unread"] == 1 and inbox["items"][0]["subject"] == SUBJECT
@@ -55,12 +58,13 @@ async def test_read_api_ack_and_silences(make_settings, sqlite_url, mail_sink):
         assert a["notified_at"] is not None
         assert sorted((r["receiver"], r["told"]) for r in a["recipients"]) == [(담당, "firing"), (팀장, "firing")]
 
-        bad = await client.get(f"/v1/alerts/{fp}/ack", params={"token": "forged"})
-        assert bad.status_code == 403
-        link = await client.get(f"/v1/alerts/{fp}/ack", params={"token": ack_token("execwatch-ack", fp)})
-        assert link.status_code == 200 and "확인되었습니다" in link.text
+        assert (await client.get("/v1/ack", params={"token": "forged"})).status_code == 403
+        page = await client.get("/v1/ack", params={"token": token})
+        assert page.status_code == 200 and "<form method=\"post\"" in page.text
+        ack = await client.post("/v1/ack", params={"token": token}, data={"comment": "3월 교부 예정"})
+        assert ack.status_code == 200 and "확인되었습니다" in ack.text
         [a] = (await client.get("/v1/alerts")).json()["items"]
-        assert (a["state"], a["acked_by"]) == ("acknowledged", "메일 링크")
+        assert a["state"] == "acknowledged" and a["acked_by"].endswith(f"<{claims.address}>")
         assert (await client.post("/v1/alerts/nope/ack", json={"by": "x"})).status_code == 404
 
         # silences: create, list, expire

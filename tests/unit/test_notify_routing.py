@@ -106,10 +106,10 @@ ME = Recipient("담당", "김지영", "kim@x")
 
 
 def test_single_alert_subject_and_bodies_in_korean():
-    m = Renderer(ack_url=lambda fp: f"https://notify/v1/alerts/{fp}/ack?token=t").render([Item(alert())], ME)
+    m = Renderer(ack_url=lambda fp, r: f"https://notify/v1/ack?token={fp}.{r.address}").render([Item(alert())], ME)
     assert m.subject == "[집행 부진] 서울형 R&D 지원 — 집행률 12.3% (계획 대비 −25.0%p)"
     assert "김지영 담당님께" in m.text and "41,106,204,000원" in m.text and "(계획 37.3%, 차이 −25.0%p)" in m.text
-    assert "확인: https://notify/v1/alerts/fp1/ack?token=t" in m.text
+    assert "확인·회신: https://notify/v1/ack?token=fp1.kim@x" in m.text
     assert "<strong>서울형 R&amp;D 지원 집행률" in m.html  # escaped in HTML
 
 
@@ -156,7 +156,7 @@ def test_long_korean_subjects_survive_the_trip_through_mail():
         d = NotifyDelivery(alert_event_id="n1", fingerprint="fp", status="firing", severity="warning", role="담당",
                            name="김지영", address="kim@staff.test", subject=subject, body_text="본문",
                            body_html="<p>본문</p>")
-        raw = build_email(d, "execwatch@seoul.example").as_bytes()
+        raw = build_email(d, SETTINGS, datetime(2025, 2, 3, tzinfo=UTC)).as_bytes()
         parsed = email.message_from_bytes(raw, policy=email.policy.default)
         assert parsed["Subject"] == subject
         assert parsed.get_body(("plain",)).get_content().strip() == "본문"
