@@ -33,7 +33,7 @@ _SECTION = re.compile(r"^\s{0,3}\d{1,2}\s+[가-힣A-Za-z’']")
 # Date expressions a reader recognises; deliberately coarse.
 _DATE = re.compile(
     r"[’‘'`]\s?\d{2}(?!\d)|(?<!\d)\d{2}\s?년|(?<!\d)(?:19|20)\d{2}\s?년|(?<![\d.])\d{1,2}\s?월(?!간)|"
-    r"(?<!\d)\d{2}\.\s?\d{1,2}\.|[상하]반기|\d\s?/?\s?4?\s?분기|연중|매월|매년|매분기|분기별|반기별|수시|"
+    r"(?<!\d)\d{2}\.\s?\d{1,2}\.|[상하]반기|\d\s?/?\s?4?\s?분기|(?<![가-힣])(?:연중|매월|매년|매분기|분기별|반기별|수시)|"
     r"(?<![가-힣])[上下](?![가-힣])")
 _DIVISION_TAG = re.compile(r"^\s*\(\s*[가-힣·,\s]+(?:과|관|원|센터)\s*,?\s*\)?\s*$")
 _STATUS_LINE = re.compile(r"^\s*□\s*추진\s*상황")
@@ -60,6 +60,7 @@ class Recall:
     recalled: list[ScheduleLine] = field(default_factory=list)
     missed: list[tuple[ScheduleLine, str]] = field(default_factory=list)  # (line, why)
     milestones: int = 0  # milestone.set events published
+    repeats: list[tuple[int, int]] = field(default_factory=list)  # (line, the earlier line it repeats)
 
     @property
     def rate(self) -> float:
@@ -70,7 +71,8 @@ class Recall:
         audit_ok = [s for s in self.recalled if s.audit]
         out = [f"{Path(self.path).name}: {len(self.recalled)}/{len(self.expected)} schedule lines recalled "
                f"({self.rate:.1%}); audit follow-ups {len(audit_ok)}/{len(audit)}; "
-               f"{self.milestones} milestone events"]
+               f"{self.milestones} milestone events"
+               + (f"; {len(self.repeats)} repeated item(s) published once" if self.repeats else "")]
         out += [f"  {s.line}: {why} | {s.text[:70]}" for s, why in self.missed]
         return "\n".join(out)
 
@@ -161,14 +163,19 @@ def measure(text: str, path: str = "<text>") -> Recall:
 
 def compare(expected: Sequence[ScheduleLine], result: DocumentResult, path: str) -> Recall:
     published = _published_lines(result)
-    why = {}
+    why: dict[int, str] = {}
     for issue in result.issues:
         why.setdefault(issue.line, issue.reason)
     rec = Recall(path, list(expected), milestones=sum(1 for e in result.envelopes
                                                        if e.event_type == "milestone.set"))
+    first_of: dict[str, int] = {}
     for s in expected:
+        first_of.setdefault(s.text, s.line)
         if s.line in published:
             rec.recalled.append(s)
+        elif first_of[s.text] != s.line and first_of[s.text] in published:
+            rec.recalled.append(s)  # the document prints the same item twice: one fact, published once
+            rec.repeats.append((s.line, first_of[s.text]))
         else:
             rec.missed.append((s, why.get(s.line, "no milestone published for this line")))
     return rec

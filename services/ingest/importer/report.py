@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from services.ingest.importer import tables as table_parser
+from services.ingest.importer.audit import find_action_items
 from services.ingest.importer.contacts import (
     ContactBlock,
     division_typo_issues,
@@ -42,8 +43,12 @@ def parse_text(text: str, path: str = "<text>") -> ParsedReport:
     raws = split_sections(lines)
     if not raws and facts.kind == "press_release":
         raws = _press_release_section(lines, facts)
+    report.action_items, audit_issues = find_action_items(lines, facts.reference_year)
+    report.issues.extend(audit_issues)
+    # An audit finding's follow-ups are the finding's milestones, not the enclosing section's.
+    answered = {no for item in report.action_items for no in range(item.line, item.end + 1)}
     for raw in raws:
-        _fill_section(raw, lines, facts, report.issues)
+        _fill_section(raw, lines, facts, report.issues, answered)
         if raw.section.office is None:
             raw.section.office = facts.office
         report.sections.append(raw.section)
@@ -53,12 +58,15 @@ def parse_text(text: str, path: str = "<text>") -> ParsedReport:
     return report
 
 
-def _fill_section(raw: RawSection, lines: Sequence[str], facts: DocFacts, issues: list[Issue]) -> None:
+def _fill_section(raw: RawSection, lines: Sequence[str], facts: DocFacts, issues: list[Issue],
+                  answered: Collection[int] = ()) -> None:
     sec = raw.section
     year = facts.reference_year
     if raw.contacts is not None:
         issues.extend(raw.contacts.issues)
     for block in raw.blocks:
+        if block.line in answered:
+            continue
         if block.kind == "overview":
             found, _ = parse_overview(lines, block)
             sec.purpose = sec.purpose or found.get("purpose")
