@@ -29,7 +29,11 @@ from services.ingest.importer.text import compact, normalize_line, squeeze
 _FOLLOW_UP = re.compile(r"향후|조치계획|처리계획|이행계획|조치예정")
 _STATUS = re.compile(r"^\s*□\s*(?:추진|처리|조치)\s*상황\s*[:：]?\s*(.*)$")
 _BOX = re.compile(r"^\s*[□■]\s*(.+?)\s*$")
-_OPENER = re.compile(r"^\s*[ㅇ○◦❍]")
+# The answer's headings, also when the box glyph was lost: `추진상황 : 추진중`, `향후계획`.
+_BARE = re.compile(r"^\s*((?:추진|처리|조치|향후)\s*(?:상황|내용|경과|계획|결과|실적|추진\s*계획|일정)"
+                   r"(?:\s*및\s*향후\s*(?:추진\s*)?계획)?)\s*(?::.*)?$")
+# A finding opens with a top bullet of any style (ㅇ ○ ◦ ① 1. 가. (1)); sub-bullets (- ‣) do not.
+_OPENER = re.compile(r"^\s*(?:[ㅇ○◦∘•▪❍]|[①-⑳➀-➉]|\d{1,2}[.)]\s+(?!\d{1,2}\s*\.)|[가-하][.)]\s|\(\d{1,2}\)|\([가-하]\))")
 _ORG = re.compile(r"^[가-힣A-Za-z·]{2,16}(?:과|담당관|관|원|센터|단|본부|실|팀)$")
 _PART = re.compile(r"^\s*[ⅠⅡⅢⅣⅤⅥⅦⅧⅨⅩ]{1,3}\s*\.?\s+\S")
 _NUMBERED = re.compile(r"^\s{0,3}(\d{1,2})\s+(\S.*)$")
@@ -59,9 +63,19 @@ def _tag_at(lines: Sequence[str], i: int) -> _Tag | None:
     if not names or not all(_ORG.match(n) for n in names):
         return None
     nxt = next((j for j in range(end + 1, min(end + 6, len(lines))) if lines[j].strip()), None)
-    if nxt is None or not _BOX.match(normalize_line(lines[nxt])):
+    if nxt is None or _heading(lines[nxt]) is None:
         return None
     return _Tag(i, end, names)
+
+
+def _heading(line: str) -> str | None:
+    """The name of an answer block heading (`□ 향후계획`, glyph lost or not), else None."""
+    s = normalize_line(line)
+    box = _BOX.match(s)
+    if box:
+        return box.group(1)
+    bare = _BARE.match(s)
+    return s.strip() if bare else None
 
 
 def _finding_start(lines: Sequence[str], tag: _Tag, floor: int) -> int | None:
@@ -69,7 +83,7 @@ def _finding_start(lines: Sequence[str], tag: _Tag, floor: int) -> int | None:
     j = tag.start - 1
     while j >= floor and tag.start - j <= _MAX_FINDING_LINES:
         s = normalize_line(lines[j])
-        if _BOX.match(s) and not _OPENER.match(s):
+        if _heading(s) is not None:
             return None
         if _OPENER.match(s):
             return j
@@ -143,14 +157,14 @@ def _answer(lines: Sequence[str], first: int, last: int, ref_year: int | None, i
     heads: list[tuple[int, str]] = []
     for j in range(first, last + 1):
         s = normalize_line(lines[j])
-        status = _STATUS.match(s)
+        status = _STATUS.match(s) or _STATUS.match("□" + s)
         if status:
             item.status = compact(status.group(1)) or item.status
             heads.append((j, "status"))
             continue
-        box = _BOX.match(s)
-        if box:
-            heads.append((j, box.group(1)))
+        name = _heading(s)
+        if name is not None:
+            heads.append((j, name))
     for n, (j, name) in enumerate(heads):
         end = heads[n + 1][0] - 1 if n + 1 < len(heads) else last
         if name == "status" or not _FOLLOW_UP.search(compact(name)):

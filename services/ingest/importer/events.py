@@ -389,6 +389,7 @@ class _Builder:
         # 5. Audit findings and their follow-ups (see "action items" below).
         for item in self.rep.action_items:
             self.action_item(item)
+        self.flag_unassigned()
         self.out.issues.sort(key=lambda i: i.line)
         return self.out
 
@@ -417,13 +418,20 @@ class _Builder:
         div = self.context_division(title, sec.division)
         pid = self.resolve(title, div, sec.line)
         self.register(pid, title, sec, div)
-        if div is None:
-            self.issue(sec.line, "program without a division (no contacts, 담당 line, table of contents or "
-                                 "summary row names one); published as unassigned for review", title)
         used_m: Counter[str] = Counter()
         for m in sec.milestones:
             self.milestone(pid, m, sec, used_m)
         self.targets(pid, sec, Counter())
+
+    def flag_unassigned(self) -> None:
+        """Every program published without a division is listed for review: the programs service
+        shows it in its review queue; staff assign it (alias file) rather than lose it."""
+        for e in self.out.envelopes:
+            if e.event_type == "program.registered" and e.payload.division is None:
+                line = e.payload.source_ref.line if e.payload.source_ref else None
+                self.issue(line or 0, "program without a division (no contacts, 담당 line, table of contents or "
+                                      "summary row names one); published as unassigned for review",
+                           e.payload.title)
 
     # ------------------------------------------------------------------ action items
     def action_item(self, item: ActionItem) -> None:

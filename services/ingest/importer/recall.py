@@ -35,8 +35,9 @@ _DATE = re.compile(
     r"[’‘'`]\s?\d{2}(?!\d)|(?<!\d)\d{2}\s?년|(?<!\d)(?:19|20)\d{2}\s?년|(?<![\d.])\d{1,2}\s?월(?!간)|"
     r"(?<!\d)\d{2}\.\s?\d{1,2}\.|[상하]반기|\d\s?/?\s?4?\s?분기|(?<![가-힣])(?:연중|매월|매년|매분기|분기별|반기별|수시)|"
     r"(?<![가-힣])[上下](?![가-힣])")
+_OPENS_FINDING = re.compile(r"^\s*(?:[ㅇ○◦❍]|[①-⑳]|\d{1,2}\.\s|[가-하]\.\s|\(\d{1,2}\))")
 _DIVISION_TAG = re.compile(r"^\s*\(\s*[가-힣·,\s]+(?:과|관|원|센터)\s*,?\s*\)?\s*$")
-_STATUS_LINE = re.compile(r"^\s*□\s*추진\s*상황")
+_STATUS_LINE = re.compile(r"^\s*[□\ue000-\uf8ff]?\s*추진\s*상황")
 # Headings printed without a box glyph (the glyph is often lost in extraction).
 _BARE_HEADINGS = frozenset({
     "향후계획", "향후일정", "향후추진일정", "향후추진계획", "추진일정", "세부추진일정", "조치계획", "처리계획",
@@ -92,7 +93,7 @@ def _finding_text_lines(lines: Sequence[str]) -> set[int]:
         if not following or not _STATUS_LINE.match(lines[following[0]]):
             continue
         j = i - 1
-        while j >= 0 and not re.match(r"^\s*[ㅇ○]", lines[j]) and i - j < 60:
+        while j >= 0 and not _OPENS_FINDING.match(lines[j]) and i - j < 60:
             j -= 1
         out.update(range(j + 1, i + 2))  # 1-based numbers of the finding's lines
     return out
@@ -115,7 +116,7 @@ def schedule_lines(text: str) -> list[ScheduleLine]:
                 name = re.sub(r"\s", "", raw.strip().lstrip("ⅠⅡⅢⅣⅤⅥⅦⅧⅨⅩ.").split(":")[0])
                 heading = _squeeze(s) if name in _BARE_HEADINGS and _SCHEDULE_HEAD.search(name) else None
             continue
-        bare = re.sub(r"\s", "", s.split(":")[0]) in _BARE_HEADINGS
+        bare = re.sub(r"\s|\(.*", "", s.split(":")[0]) in _BARE_HEADINGS
         if _BOX.match(raw) or _DIVISION_TAG.match(raw) or bare:
             name = re.sub(r"\s", "", _BOX.sub("", s))
             is_schedule = bool(_SCHEDULE_HEAD.search(name)) and not _NOT_SCHEDULE_HEAD.search(name)
