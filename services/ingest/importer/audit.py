@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from services.ingest.importer.model import ActionItem, Issue, Milestone
-from services.ingest.importer.schedules import is_running_header, parse_schedule
+from services.ingest.importer.schedules import TOP_BULLET, is_running_header, parse_schedule
 from services.ingest.importer.text import compact, normalize_line, squeeze
 
 # Follow-up blocks: what the division will do next, with dates.
@@ -33,7 +33,7 @@ _BOX = re.compile(r"^\s*[□■]\s*(.+?)\s*$")
 _BARE = re.compile(r"^\s*((?:추진|처리|조치|향후)\s*(?:상황|내용|경과|계획|결과|실적|추진\s*계획|일정)"
                    r"(?:\s*및\s*향후\s*(?:추진\s*)?계획)?)\s*(?::.*)?$")
 # A finding opens with a top bullet of any style (ㅇ ○ ◦ ① 1. 가. (1)); sub-bullets (- ‣) do not.
-_OPENER = re.compile(r"^\s*(?:[ㅇ○◦∘•▪❍]|[①-⑳➀-➉]|\d{1,2}[.)]\s+(?!\d{1,2}\s*\.)|[가-하][.)]\s|\(\d{1,2}\)|\([가-하]\))")
+_OPENER = TOP_BULLET
 _ORG = re.compile(r"^[가-힣A-Za-z·]{2,16}(?:과|담당관|관|원|센터|단|본부|실|팀)$")
 _PART = re.compile(r"^\s*[ⅠⅡⅢⅣⅤⅥⅦⅧⅨⅩ]{1,3}\s*\.?\s+\S")
 _NUMBERED = re.compile(r"^\s{0,3}(\d{1,2})\s+(\S.*)$")

@@ -18,7 +18,8 @@ from services.ingest.importer.model import Issue, Milestone
 from services.ingest.importer.text import normalize_line, squeeze, strip_bullet, year_or_now
 
 # Bullets of an item, any style: ㅇ ○ ◦ ① 1. 1) 가. (1) (가) open one; - – ‣ ▸ · a sub-item.
-_TOP = re.compile(r"^\s*(?:[ㅇ○◦∘•▪❍]|[①-⑳➀-➉]|\d{1,2}[.)]\s+(?!\d{1,2}\s*\.)|[가-하][.)]\s|\(\d{1,2}\)|\([가-하]\))")
+TOP_BULLET = _TOP = re.compile(
+    r"^\s*(?:[ㅇ○◦∘•▪❍]|[①-⑳➀-➉]|\d{1,2}[.)]\s+(?!\d{1,2}\s*\.)|[가-하][.)]\s|\(\d{1,2}\)|\([가-하]\))")
 _SUB = re.compile(r"^\s*[\-–‣▸▴·▹►]")
 # `소요예산 : 1,375백만원`, `사업기간 : …`: a fact line of its own, never the wrap of a schedule item.
 _FACT_LINE = re.compile(r"^\s*(?:소요예산|총사업비|사업비|예산|사업기간|추진기간|사업대상|지원대상|지원규모|"

@@ -124,7 +124,11 @@ def merge_lines(lines: list[str]) -> list[str]:
 
 def lose_box_glyphs(lines: list[str]) -> list[str]:
     """The □ of block headings is lost in extraction (a private-use glyph or nothing)."""
-    return [_BOX.sub(lambda m: m.group(1) + ("\uf000 " if k % 2 else ""), line) for k, line in enumerate(lines)]
+    out: list[str] = []
+    for k, line in enumerate(lines):
+        m = _BOX.match(line)
+        out.append(line if m is None else m.group(1) + ("\uf000 " if k % 2 else "") + line[m.end():])
+    return out
 
 
 def move_unit_line(lines: list[str]) -> list[str]:
