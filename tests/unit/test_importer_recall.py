@@ -175,3 +175,61 @@ def test_variation_corpus(seeds: Path, prefix: str) -> None:
         assert o.window_rate >= 0.95, o.render()
         if o.budget is not None:
             assert o.budget_kept == o.budget, o.render()
+    dropped = next(o for o in outcomes if o.name == "drop-contacts")
+    if prefix == "001":  # the division dividers and the summary table still name every owner
+        assert dropped.owned >= dropped.owned_before
+    else:  # 000 names divisions only in contacts and its 추경 table: some programs become unassigned
+        assert 0 < dropped.owned < dropped.owned_before
+
+
+CONTEXT = """\
+목 차
+1. 경제정책과
+서울형 R&D 지원
+2. 일자리정책과
+청년취업사관학교 운영
+
+Ⅰ. 주요 업무
+
+1 서울형 R&D 지원
+□ 향후 계획
+ ㅇ 공고 : ’25.3월
+
+2 청년취업사관학교 운영
+□ 향후 계획
+ ㅇ 모집 : ’25.4월
+
+3 기업 현장소통 강화
+ ㅇ 담당부서 : 경제실 규제혁신담당관
+□ 향후 계획
+ ㅇ 간담회 : ’25.5월
+
+Ⅱ. 창업정책과 주요 현안
+
+1 서울 Vision 2030 펀드 조성
+□ 향후 계획
+ ㅇ 출자 공고 : ’25.6월
+
+2 로봇 실증 지원
+□ 향후 계획
+ ㅇ 실증 착수 : ’25.7월
+"""
+
+
+def test_division_from_document_context_or_unassigned() -> None:
+    report = parse_text(CONTEXT, "context.txt")
+    assert [(s.title, s.division) for s in report.sections] == [
+        ("서울형 R&D 지원", "경제정책과"),  # table of contents
+        ("청년취업사관학교 운영", "일자리정책과"),
+        ("기업 현장소통 강화", "규제혁신담당관"),  # its 담당 line
+        ("서울 Vision 2030 펀드 조성", "창업정책과"),  # the chapter heading
+        ("로봇 실증 지원", "창업정책과"),
+    ]
+    stripped = CONTEXT.replace("Ⅱ. 창업정책과 주요 현안", "Ⅱ. 주요 현안")
+    result = map_report(parse_text(stripped, "context.txt"), ProgramRegistry(), text=stripped)
+    programs = {e.payload.title: e.payload.division for e in result.envelopes if e.event_type == "program.registered"}
+    assert programs["로봇 실증 지원"] is None  # nothing names it: unassigned, published, listed
+    assert [m.payload.title for m in result.envelopes if m.event_type == "milestone.set"
+            and m.key.endswith("로봇실증지원")] == ["실증 착수"]
+    assert any(i.reason.startswith("program without a division") and i.text == "로봇 실증 지원"
+               for i in result.issues)

@@ -19,8 +19,10 @@ from services.ingest.importer.sections import (
     DocFacts,
     RawSection,
     detect_facts,
+    infer_division,
     parse_overview,
     split_sections,
+    toc_divisions,
 )
 from services.ingest.importer.targets import parse_targets
 
@@ -53,6 +55,7 @@ def parse_text(text: str, path: str = "<text>") -> ParsedReport:
             raw.section.office = facts.office
         report.sections.append(raw.section)
     _attach_tables(lines, facts, raws, report)
+    _context_divisions(lines, raws, report)
     _check_divisions(report)
     report.issues.sort(key=lambda i: i.line)
     return report
@@ -120,6 +123,24 @@ def _attach_tables(lines: Sequence[str], facts: DocFacts, raws: Sequence[RawSect
         owner = _owner(raws, table.line)
         target: list[BudgetTable] = owner.section.tables if owner is not None else report.tables
         target.append(table)
+
+
+def _context_divisions(lines: Sequence[str], raws: Sequence[RawSection], report: ParsedReport) -> None:
+    """A section whose heading names no division (no contacts, no divider) takes it from the
+    document: a 담당 line, the table of contents, the chapter heading, a budget row of the same
+    program. Where nothing names one it stays None (published as unassigned, for review)."""
+    toc = toc_divisions(lines)
+    rows = [(r.name, r.division) for t in report.tables for r in t.rows if r.kind == "row" and r.division]
+    rows += [(r.name, r.division) for r in report.supplementary if r.division]
+    rows += [(x.name, x.division) for r in report.supplementary for x in r.sub_items if x.division]
+    for raw in raws:
+        sec = raw.section
+        if sec.division is not None or not (sec.milestones or sec.targets):
+            continue  # named, or nothing to publish for it
+        division, source = infer_division(lines, raw.start, raw.end, sec.title, toc, rows)
+        if division is not None:
+            sec.division = division
+            report.issues.append(Issue(sec.line, f"division {division} taken from the {source}", sec.title))
 
 
 def _check_divisions(report: ParsedReport) -> None:
