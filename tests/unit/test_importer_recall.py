@@ -4,6 +4,7 @@ sections, lines kept apart, and the variation corpus."""
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -233,3 +234,49 @@ def test_division_from_document_context_or_unassigned() -> None:
             and m.key.endswith("로봇실증지원")] == ["실증 착수"]
     assert any(i.reason.startswith("program without a division") and i.text == "로봇 실증 지원"
                for i in result.issues)
+
+
+BY_DIVISION = """\
+Ⅱ. 예산 집행 현황
+
+※ 이하 금액 단위: 백만원, ’25.3.31. 기준
+
+□ 부서별 예산 집행 현황
+부서 예산현액 원인행위액(집행률) 지출액(집행률)
+계 300,000 120,000 (40.0) 60,000 (20.0)
+경제정책과 120,809 50,000 (41.4) 20,000 (16.6)
+일자리정책과 179,191 70,000 (39.1) 40,000 (22.3)
+"""
+
+
+def test_division_level_execution_is_a_division_fact_not_a_program() -> None:
+    report = parse_text(BY_DIVISION, "division.txt")
+    assert report.tables == [] and report.sections == []
+    facts = [(x.division, x.kind, x.current, x.committed, x.committed_rate, x.spent, x.spent_rate, x.as_of)
+             for x in report.division_execution]
+    assert facts == [
+        ("계", "total", 300_000_000_000, 120_000_000_000, Decimal("40.0"), 60_000_000_000, Decimal("20.0"),
+         date(2025, 3, 31)),
+        ("경제정책과", "row", 120_809_000_000, 50_000_000_000, Decimal("41.4"), 20_000_000_000, Decimal("16.6"),
+         date(2025, 3, 31)),
+        ("일자리정책과", "row", 179_191_000_000, 70_000_000_000, Decimal("39.1"), 40_000_000_000,
+         Decimal("22.3"), date(2025, 3, 31)),
+    ]  # the unit announced above the heading, not beside it
+    result = map_report(report, ProgramRegistry(), text=BY_DIVISION)
+    assert result.envelopes == []  # no program named 경제정책과
+    assert [x.division for x in result.division_execution] == ["계", "경제정책과", "일자리정책과"]
+
+
+def test_seed_004_national_table_two_programs_per_line(seeds: Path) -> None:
+    report = parse_report(_seed(seeds, "004"))
+    rows = {r.name: r for r in report.national_rows}
+    eok = 100_000_000
+    # figures typed from the 004 table (단위: 억원)
+    assert rows["AI 컴퓨팅 자원 활용 기반 강화"].amounts == (0, 16_194 * eok, 16_194 * eok)
+    assert rows["AI+S&T 박사후연구원 중심 사업단"].amounts == (0, 300 * eok, 300 * eok)  # right-hand program
+    assert rows["AI 혁신펀드"].amounts == (450 * eok, 550 * eok, 1_000 * eok)
+    assert rows["고성능컴퓨팅 지원"].parent == "AI 컴퓨팅 자원 활용 기반 강화"
+    assert rows["전략기술연구성과사업화"].parent == "AI반도체 실증 지원"
+    assert rows["계"].amounts == (1_809 * eok, 18_360 * eok, 20_169 * eok)
+    assert len([r for r in report.national_rows if r.kind == "row"]) == 14
+    assert not [i for i in report.issues if "national" in i.reason]  # rows add up to the printed 계

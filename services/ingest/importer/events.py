@@ -41,8 +41,10 @@ from services.ingest.importer.model import (
     ActionItem,
     BudgetRow,
     BudgetTable,
+    DivisionExecution,
     Issue,
     Milestone,
+    NationalRow,
     ParsedReport,
     Reconciliation,
     Section,
@@ -90,6 +92,10 @@ class DocumentResult:
     inconsistencies: list[Inconsistency] = field(default_factory=list)
     unmatched: list[Unmatched] = field(default_factory=list)
     error: str | None = None  # the file could not be read at all
+    # Parsed facts no contract carries yet (shown in the import report): 과-level execution rows
+    # and a national plan's program table.
+    division_execution: list[DivisionExecution] = field(default_factory=list)
+    national_rows: list[NationalRow] = field(default_factory=list)
 
     def counts(self) -> Counter[str]:
         return Counter(e.event_type for e in self.envelopes)
@@ -118,6 +124,8 @@ class _Builder:
         self.fy: int = report.reference_year or 0
         self.out = DocumentResult(report.path, self.doc, report.kind, report.reference_year)
         self.out.issues.extend(report.issues)
+        self.out.division_execution = list(report.division_execution)
+        self.out.national_rows = list(report.national_rows)
         stamp = max(report.as_of_dates) if report.as_of_dates else date(self.fy or 2000, 1, 1)
         self.occurred_at = datetime.combine(stamp, time(9, 0), KST).astimezone(UTC)
         self.later_document = False

@@ -175,12 +175,15 @@ class DivisionExecution:
 
 @dataclass(frozen=True)
 class NationalRow:
-    """A row of a national plan's budget table: one program with its amounts (억원 → 원)."""
+    """A row of a national plan's budget table (two programs per printed line): one program with its
+    amounts in 원 (printed in 억원)."""
 
     name: str
     line: int
     amounts: tuple[int, ...]  # 원, in column order as printed
     headers: tuple[str, ...] = ()
+    parent: str | None = None  # the 세부사업 a `(내역사업)` row belongs to
+    kind: str = "row"  # "row" | "total" (계)
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from services.ingest.importer.contacts import (
     is_contact_line,
     parse_contact_lines,
 )
-from services.ingest.importer.model import BudgetTable, Issue, ParsedReport, Section
+from services.ingest.importer.model import BudgetTable, DivisionExecution, Issue, ParsedReport, Section
 from services.ingest.importer.schedules import is_stage_legend, parse_flow_chart, parse_schedule
 from services.ingest.importer.sections import (
     DocFacts,
@@ -25,6 +26,7 @@ from services.ingest.importer.sections import (
     toc_divisions,
 )
 from services.ingest.importer.targets import parse_targets
+from services.ingest.importer.text import compact
 
 
 def parse_report(path: str | Path) -> ParsedReport:
@@ -55,6 +57,9 @@ def parse_text(text: str, path: str = "<text>") -> ParsedReport:
             raw.section.office = facts.office
         report.sections.append(raw.section)
     _attach_tables(lines, facts, raws, report)
+    _division_execution(report)
+    report.national_rows, national_issues = table_parser.parse_national_tables(list(lines))
+    report.issues.extend(national_issues)
     _context_divisions(lines, raws, report)
     _check_divisions(report)
     report.issues.sort(key=lambda i: i.line)
@@ -123,6 +128,31 @@ def _attach_tables(lines: Sequence[str], facts: DocFacts, raws: Sequence[RawSect
         owner = _owner(raws, table.line)
         target: list[BudgetTable] = owner.section.tables if owner is not None else report.tables
         target.append(table)
+
+
+_DIVISION_ROW = re.compile(r"^[가-힣A-Za-z0-9]{2,14}(?:과|담당관)$")
+
+
+def _by_division(table: BudgetTable) -> bool:
+    rows = [r for r in table.rows if r.kind == "row"]
+    return bool(rows) and all(_DIVISION_ROW.match(compact(r.name)) for r in rows) and any(
+        r.current is not None or r.committed is not None or r.spent is not None for r in rows)
+
+
+def _division_execution(report: ParsedReport) -> None:
+    """A table whose rows are 과 (예산현액, 원인행위액, 지출액 by division) holds facts about the
+    divisions as of its date, not programs: moved out of the tables into `division_execution`."""
+    holders = [report.tables] + [s.tables for s in report.sections]
+    for tables in holders:
+        for table in [t for t in tables if _by_division(t)]:
+            tables.remove(table)
+            for r in table.rows:
+                if r.kind == "subtotal":
+                    continue
+                report.division_execution.append(DivisionExecution(
+                    division=compact(r.name) if r.kind == "row" else "계", line=r.line, as_of=table.as_of,
+                    unit=table.unit, current=r.current, committed=r.committed, committed_rate=r.committed_rate,
+                    spent=r.spent, spent_rate=r.spent_rate, kind="row" if r.kind == "row" else "total"))
 
 
 def _context_divisions(lines: Sequence[str], raws: Sequence[RawSection], report: ParsedReport) -> None:
