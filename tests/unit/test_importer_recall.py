@@ -280,3 +280,26 @@ def test_seed_004_national_table_two_programs_per_line(seeds: Path) -> None:
     assert rows["계"].amounts == (1_809 * eok, 18_360 * eok, 20_169 * eok)
     assert len([r for r in report.national_rows if r.kind == "row"]) == 14
     assert not [i for i in report.issues if "national" in i.reason]  # rows add up to the printed 계
+
+
+EXECUTION = """\
+1 스마트 산업 육성
+경 제 실 첨단산업과장 : 정한섭 ☎2133-8731 첨단산업정책팀장: 안명희 ☎8732 담당:최경화 ☎8733
+□ 예산 집행 현황 (단위: 천원, ’25.1.31. 기준)
+사업명 {header}
+스마트 산업 육성 {row}
+"""
+
+
+def test_execution_table_columns_in_another_order() -> None:
+    printed = [
+        ("본예산(a) 이월 등(b) 예산현액(A=a+b) 원인행위액(집행률) 지출액(집행률)",
+         "1,000,000 200,000 1,200,000 600,000 (50.0) 120,000 (10.0)"),
+        ("예산현액(A=a+b) 본예산(a) 이월 등(b) 지출액(집행률) 원인행위액(집행률)",
+         "1,200,000 1,000,000 200,000 120,000 (10.0) 600,000 (50.0)"),
+    ]
+    for header, row in printed:
+        [sec] = parse_text(EXECUTION.format(header=header, row=row)).sections
+        [r] = sec.tables[0].rows
+        assert (r.original, r.carried_over, r.current, r.committed, r.spent, r.spent_rate) == (
+            1_000_000_000, 200_000_000, 1_200_000_000, 600_000_000, 120_000_000, Decimal("10.0"))
