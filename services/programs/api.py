@@ -134,7 +134,8 @@ def router(rt: Runtime, clock: Clock, cfg: Config | None = None) -> APIRouter:
 
     @api.get("/review")
     async def review(division: str | None = None) -> dict[str, Any]:
-        """Milestones whose schedule text could not be judged: kept verbatim for staff."""
+        """Milestones whose schedule text could not be judged, kept verbatim for staff; then programs
+        registered without a division (unassigned), to be assigned to a 과."""
         def q() -> dict[str, Any]:
             stmt = (select(Milestone, Program).join(Program, col(Program.program_id) == col(Milestone.program_id))
                     .where(col(Milestone.needs_review)))
@@ -142,9 +143,16 @@ def router(rt: Runtime, clock: Clock, cfg: Config | None = None) -> APIRouter:
                 stmt = stmt.where(Program.division == division)
             with rt.db.read() as s:
                 rows = s.exec(stmt.order_by(col(Milestone.program_id), col(Milestone.milestone_id))).all()
-                return {"items": [{"program_id": p.program_id, "program_title": p.title, "division": p.division,
-                                   "milestone_id": m.milestone_id, "title": m.title, "window_text": m.window_text,
-                                   "reason": m.review_reason, "source_ref": m.source_ref} for m, p in rows]}
+                items = [{"program_id": p.program_id, "program_title": p.title, "division": p.division,
+                          "milestone_id": m.milestone_id, "title": m.title, "window_text": m.window_text,
+                          "reason": m.review_reason, "source_ref": m.source_ref} for m, p in rows]
+                if not division:  # a program no document assigned to a 과 waits here to be assigned
+                    unassigned = s.exec(select(Program).where(col(Program.registered), col(Program.division).is_(None))
+                                        .order_by(col(Program.program_id))).all()
+                    items += [{"program_id": p.program_id, "program_title": p.title, "division": None,
+                               "milestone_id": None, "title": p.title, "window_text": None,
+                               "reason": "담당 부서(과)가 지정되지 않았습니다", "source_ref": None} for p in unassigned]
+                return {"items": items}
 
         return await asyncio.to_thread(q)
 

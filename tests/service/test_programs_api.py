@@ -15,8 +15,9 @@ from services.programs import service
 from services.programs.app import build
 from services.programs.metrics import division_counts
 from services.programs.store import ProgramsOutbox
+from tests import factories as f
 from tests.helpers import eventually, running
-from tests.service.test_programs_service import milestone, program, target
+from tests.service.test_programs_service import ev, milestone, program, target
 
 TODAY = date(2025, 6, 10)
 
@@ -74,6 +75,21 @@ async def test_read_api_register_timeline_overdue_upcoming_and_review(make_setti
         assert division_counts(rt.db) == {"경제정책과": (1, 1)}
         metrics = (await client.get("/metrics")).text
         assert 'execwatch_programs_overdue_milestones{division="경제정책과"} 1.0' in metrics
+
+
+async def test_review_lists_programs_no_document_assigned_to_a_division(make_settings, sqlite_url):
+    app, rt, cfg = setup_app(make_settings, sqlite_url)
+    async with running(app) as (client,):
+        data = f.program(pid="P-UN", title="로봇 실증 지원")
+        data["payload"]["division"] = None
+        events = [program(), milestone("M3", start=None, end=None, window_text="’25.하반기 중"),
+                  ev(data, name="unassigned")]
+        service.apply_batch(rt.db, cfg, events, TODAY)
+        review = (await client.get("/v1/programs/review")).json()["items"]
+        assert [(x["program_id"], x["milestone_id"], x["reason"]) for x in review] == [
+            ("P-RND", "M3", "일정(기간)이 없습니다"), ("P-UN", None, "담당 부서(과)가 지정되지 않았습니다")]
+        by_division = (await client.get("/v1/programs/review", params={"division": "경제정책과"})).json()["items"]
+        assert [x["program_id"] for x in by_division] == ["P-RND"]
 
 
 async def test_events_through_the_handler_emit_alerts_once(make_settings, sqlite_url):

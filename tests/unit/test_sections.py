@@ -280,7 +280,10 @@ def test_schedule_parenthesised_dates_sub_items_and_undated_lines() -> None:
     ]
     assert milestones[-1].stage == "완료"
     assert milestones[6].when.unparsed  # kept, flagged
-    assert [i.line for i in issues] == [7]
+    assert [(i.line, i.reason) for i in issues] == [
+        (2, "group heading; its dated sub-items are the milestones"),  # listed, so no line goes unexplained
+        (7, "milestone date not readable"),
+    ]
 
 
 def test_flow_chart_stages_are_inferred_from_document_date() -> None:

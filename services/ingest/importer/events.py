@@ -27,7 +27,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -53,10 +53,13 @@ from services.ingest.importer.contacts import _edit_distance
 from services.ingest.importer.identity import ProgramRegistry, Unmatched, display_key, make_program_id
 from services.ingest.importer.linking import Amounts, close, half_unit, sub_item_of, subsets_summing_to, words
 from services.ingest.importer.model import (
+    ActionItem,
     BudgetRow,
     BudgetTable,
+    DivisionExecution,
     Issue,
     Milestone,
+    NationalRow,
     ParsedReport,
     Reconciliation,
     Section,
@@ -218,6 +221,10 @@ class DocumentResult:
     unlinked: list[UnlinkedRow] = field(default_factory=list)
     execution_choices: list[ExecutionChoice] = field(default_factory=list)
     record_tables: list[RecordTable] = field(default_factory=list)
+    # Parsed facts no contract carries yet (shown in the import report): 과-level execution rows
+    # and a national plan's program table.
+    division_execution: list[DivisionExecution] = field(default_factory=list)
+    national_rows: list[NationalRow] = field(default_factory=list)
 
     def counts(self) -> Counter[str]:
         return Counter(e.event_type for e in self.envelopes)
@@ -319,6 +326,8 @@ class _Builder:
         self.date = _document_date(report, text)
         self.out.document_date = self.date
         stamp = self.date or date(self.fy or 2000, 1, 1)
+        self.out.division_execution = list(report.division_execution)
+        self.out.national_rows = list(report.national_rows)
         self.occurred_at = datetime.combine(stamp, time(9, 0), KST).astimezone(UTC)
         self.later_document = False
         self.summary_tables = [t for t in report.tables if t.kind == "summary"]
@@ -777,10 +786,7 @@ class _Builder:
             for t in sec.tables:
                 self.out.reconciliations += [(f"{sec.title} 집행 현황", rc) for rc in t.reconciliations]
             if not self.is_program_section(sec, rows):
-                for m in sec.milestones:
-                    if m.when.windows or m.when.recurrence:
-                        self.issue(m.line, "schedule line outside a program section (no division, contacts "
-                                           "or budget table); not published", f"{m.text} : {m.when_text}")
+                self.unowned_section(sec)  # see "sections nobody owns" below
                 continue
             found = [_Detail(sec, t, r, div) for t, r in rows]
             self.details += found
@@ -830,8 +836,77 @@ class _Builder:
                     self.targets(p, part, used_t)
             else:
                 self.targets(pid, sec, used_t)
+        # 5. Audit findings and their follow-ups (see "action items" below).
+        for item in self.rep.action_items:
+            self.action_item(item)
+        self.flag_unassigned()
         self.out.issues.sort(key=lambda i: i.line)
         return self.out
+
+    # ------------------------------------------------------------------ sections nobody owns
+    # A section without contacts, budget table or named division still describes work with dates:
+    # its heading names the program; the division comes from the document (the parser's context,
+    # the summary table, the alias file) or stays None — published as unassigned for review, never
+    # dropped.
+    def context_division(self, title: str, printed: str | None) -> str | None:
+        if printed:
+            return self.division(printed)
+        key = normalize_name(title)
+        owners = {rec.division for rec in self.records if rec.key == key}
+        if len(owners) == 1:
+            return next(iter(owners))
+        aliased = {a.division for a in self.reg.aliases if key in a.names and a.division}
+        return next(iter(aliased)) if len(aliased) == 1 else None
+
+    def unowned_section(self, sec: Section) -> None:
+        dated = [m for m in sec.milestones if m.when.windows or m.when.recurrence]
+        if not dated and not sec.targets:
+            return
+        title = sec.title
+        if normalize_name(title) in GENERIC_TITLES or not normalize_name(title):
+            title = self.rep.title or title  # `Ⅲ. 향후 계획` of a plan: the plan is the program
+        div = self.context_division(title, sec.division)
+        pid = self.resolve(title, div, sec.line)
+        self.register(pid, title, sec, div)
+        used_m: Counter[str] = Counter()
+        for m in sec.milestones:
+            self.milestone(pid, m, sec, used_m)
+        self.targets(pid, sec, Counter())
+
+    def flag_unassigned(self) -> None:
+        """Every program published without a division is listed for review: the programs service
+        shows it in its review queue; staff assign it (alias file) rather than lose it."""
+        for e in self.out.envelopes:
+            if e.event_type == "program.registered" and e.payload.division is None:
+                line = e.payload.source_ref.line if e.payload.source_ref else None
+                self.issue(line or 0, "program without a division (no contacts, 담당 line, table of contents or "
+                                      "summary row names one); published as unassigned for review",
+                           e.payload.title)
+
+    # ------------------------------------------------------------------ action items
+    def action_item(self, item: ActionItem) -> None:
+        """An audit finding as a program of kind `action_item`; its dated follow-ups are milestones."""
+        if not item.milestones:
+            return  # answered without a dated follow-up: nothing the schedule watch could judge
+        div = self.division(item.divisions[0]) if item.divisions else None
+        key = display_key(item.title)
+        name = f"감사:{key[:40]}~{str(deterministic_id(normalize_name(item.title)))[:8]}"
+        pid = make_program_id(div or self.rep.office, name)
+        title = item.title if len(item.title) <= 120 else item.title[:119] + "…"
+        payload = ProgramRegistered(
+            program_id=pid, fiscal_year=self.fy, title=title, office=self.rep.office, division=div,
+            purpose=item.title, kind="action_item",
+            period_text=" / ".join(x for x in (item.category, item.status) if x) or None,
+            source_ref=self.ref(item.category, item.line))
+        self.emit(ProgramRegisteredEvent, pid, "program", payload)
+        as_of = max(self.rep.as_of_dates) if self.rep.as_of_dates else None
+        done = bool(item.status and "완료" in item.status)
+        sec = Section(None, item.category or "감사 처리결과", item.line)
+        used: Counter[str] = Counter()
+        for m in item.milestones:
+            end = m.when.end
+            stage = "완료" if done and as_of is not None and end is not None and end <= as_of else m.stage
+            self.milestone(pid, replace(m, stage=stage), sec, used)
 
 
 def map_report(report: ParsedReport, registry: ProgramRegistry, source: str = "report-importer",

@@ -141,6 +141,52 @@ class Section:
 
 
 @dataclass
+class ActionItem:
+    """An audit finding (감사 지적사항, 건의사항) and its answer: work with deadlines of its own.
+
+    The follow-up dates (향후계획, 조치계획, 추진내용 및 향후 추진계획) are its milestones, so a
+    follow-up past its date is overdue like any program milestone."""
+
+    title: str  # the finding as printed, wraps joined
+    line: int  # first line of the finding
+    end: int  # last line of its answer, inclusive
+    divisions: list[str] = field(default_factory=list)  # 과 named in the tag, owner first
+    category: str | None = None  # 시정·처리 요구사항 / 건의사항 / 기타사항, as the heading above says
+    status: str | None = None  # 추진상황 as printed: 추진완료 / 추진중 / 검토중
+    milestones: list[Milestone] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DivisionExecution:
+    """A 과-level row of an execution table (예산현액, 원인행위액, 지출액 and rates by division):
+    a fact of record about the division as of the table's date, not about one program."""
+
+    division: str
+    line: int
+    as_of: date | None
+    unit: str  # the unit the table announced
+    current: int | None  # 예산현액, 원
+    committed: int | None  # 원인행위액, 원
+    committed_rate: Decimal | None  # %, as printed
+    spent: int | None  # 지출액, 원
+    spent_rate: Decimal | None  # %, as printed
+    kind: str = "row"  # "row" | "total" (계/합계)
+
+
+@dataclass(frozen=True)
+class NationalRow:
+    """A row of a national plan's budget table (two programs per printed line): one program with its
+    amounts in 원 (printed in 억원)."""
+
+    name: str
+    line: int
+    amounts: tuple[int, ...]  # 원, in column order as printed
+    headers: tuple[str, ...] = ()
+    parent: str | None = None  # the 세부사업 a `(내역사업)` row belongs to
+    kind: str = "row"  # "row" | "total" (계)
+
+
+@dataclass
 class ParsedReport:
     path: str
     kind: str  # "business_report" (업무보고) | "supplementary_budget" (추경) | "press_release" | "plan" | "unknown"
@@ -153,3 +199,6 @@ class ParsedReport:
     supplementary: list[SupplementaryRow] = field(default_factory=list)
     issues: list[Issue] = field(default_factory=list)
     issue_date: date | None = None  # the date printed on the document (a press release's, a plan's)
+    action_items: list[ActionItem] = field(default_factory=list)  # audit findings and follow-ups
+    division_execution: list[DivisionExecution] = field(default_factory=list)  # 과-level execution rows
+    national_rows: list[NationalRow] = field(default_factory=list)  # a national plan's program table

@@ -83,6 +83,15 @@ class ImportSummary:
                     "as_of": t.as_of, "label": fig.label, "division": fig.division, "column": column,
                     "printed": printed, "published": value, "tolerance": fig.tolerance, "ok": ok}
                     for t in d.record_tables for fig, column, printed, value, ok in t.checks(d.envelopes)],
+                "division_execution": [{
+                    "line": x.line, "division": x.division, "kind": x.kind,
+                    "as_of": x.as_of.isoformat() if x.as_of else None, "unit": x.unit,
+                    "current": x.current, "committed": x.committed, "spent": x.spent,
+                    "committed_rate": None if x.committed_rate is None else str(x.committed_rate),
+                    "spent_rate": None if x.spent_rate is None else str(x.spent_rate)} for x in d.division_execution],
+                "national_rows": [{"line": r.line, "name": r.name, "parent": r.parent, "kind": r.kind,
+                                   "headers": list(r.headers), "amounts": list(r.amounts)}
+                                  for r in d.national_rows],
             } for d in self.documents],
             "verification": [v.as_dict() for v in self.verifications],
             "published": None if pub is None else {
@@ -182,6 +191,18 @@ def render(summary: ImportSummary, verbose_ok: bool = False) -> str:
             if not verbose_ok and good:
                 labels = sorted({f"{r.label}" for _, r in good})
                 out.append(f"  일치 reconciles within rounding: {', '.join(labels)}")
+        if d.division_execution:
+            out.append(f"  과별 집행 현황 division execution ({len(d.division_execution)} rows, not published: "
+                       "no contract yet):")
+            for x in d.division_execution:
+                spent = _won(x.spent) if x.spent is not None else "-"
+                current = _won(x.current) if x.current is not None else "-"
+                out.append(f"    {d.name}:{x.line}: {x.division} 예산현액 {current} 지출액 {spent}"
+                           f" ({x.spent_rate if x.spent_rate is not None else '-'}%) as of {x.as_of or '-'}")
+        if d.national_rows:
+            rows = [r for r in d.national_rows if r.kind == "row"]
+            out.append(f"  국가 계획 예산표 national table: {len(rows)} programs "
+                       f"({sum(1 for r in rows if r.parent)} 내역사업), not published: no contract yet")
         for inc in d.inconsistencies:
             out.append(f"  {d.name}:{inc.line}: 불일치 row inconsistent: {inc.text}")
         if d.issues:

@@ -17,8 +17,14 @@ from services.ingest.importer.dates import ParsedWhen, find_when, parse_when
 from services.ingest.importer.model import Issue, Milestone
 from services.ingest.importer.text import normalize_line, squeeze, strip_bullet, year_or_now
 
-_TOP = re.compile(r"^\s*[ㅇ○◦∘•▪❍]")
-_SUB = re.compile(r"^\s*[\-–‣▸▴·]")
+# Bullets of an item, any style: ㅇ ○ ◦ ① 1. 1) 가. (1) (가) open one; - – ‣ ▸ · a sub-item.
+TOP_BULLET = _TOP = re.compile(
+    r"^\s*(?:[ㅇ○◦∘•▪❍]|[①-⑳➀-➉]|\d{1,2}[.)]\s+(?!\d{1,2}\s*\.)|[가-하][.)]\s|\(\d{1,2}\)|\([가-하]\))")
+_SUB = re.compile(r"^\s*[\-–‣▸▴·▹►]")
+# `소요예산 : 1,375백만원`, `사업기간 : …`: a fact line of its own, never the wrap of a schedule item.
+_FACT_LINE = re.compile(r"^\s*(?:소요예산|총사업비|사업비|예산|사업기간|추진기간|사업대상|지원대상|지원규모|"
+                        r"추진방법|사업내용|주요내용|담당|담당부서|근거|추진근거)\s*[:：]")
+_RUNNING_HEADER = re.compile(r"(?:(?<!\S)[가-힣]\s+){3,}[가-힣]$")
 _NOTE = re.compile(r"^\s*(※|\*|<|〈|\[참고)")
 _PAREN = re.compile(r"\(([^()]*)\)")
 _STAGE = re.compile(r"[(\[<]?\s*(완\s*료|진\s*행\s*중|추\s*진\s*중|추\s*진\s*예\s*정)\s*[)\]>]?\s*$")
@@ -43,30 +49,57 @@ def _has_date(text: str, ref_year: int | None) -> bool:
     return bool(_DATEISH.search(text)) and find_when(text, year_or_now(ref_year)) is not None
 
 
-def _is_spaced_header(text: str) -> bool:
-    """`건 의 사 항 조 치 결 과`: a repeated table/page header, not part of an item."""
+def is_running_header(text: str) -> bool:
+    """`건  의  사  항 조    치    결    과`: a page header repeated by the extraction, ending in
+    letter-spaced syllables; never part of an item."""
     t = text.strip()
-    return bool(t) and bool(re.fullmatch(r"(?:[가-힣](?: {1,2}|$)){4,}", t))
+    return bool(t) and bool(_RUNNING_HEADER.search(t)) and not (_TOP.match(t) or _SUB.match(t))
 
 
-def _items(lines: Sequence[str], start: int, end: int) -> list[_Item]:
-    """Bulleted items in lines[start..end] (1-based, inclusive); wrapped lines are joined."""
+def _ends_with_date(text: str, ref_year: int | None) -> bool:
+    """`… 선정평가 : ’25. 4~5월` is a complete item: what follows it is not its wrap."""
+    found = find_when(text, year_or_now(ref_year))
+    if found is None or not _DATEISH.search(found[0]):
+        return False
+    tail = text[text.rfind(found[0]) + len(found[0]):]
+    tail = _STAGE.sub("", tail)
+    return not re.search(r"[가-힣A-Za-z0-9]", tail)
+
+
+def _items(lines: Sequence[str], start: int, end: int, ref_year: int | None = None) -> list[_Item]:
+    """Bulleted items in lines[start..end] (1-based, inclusive); wrapped lines are joined.
+
+    A line is the wrap of the item above only when that item is not complete yet (its date is
+    not at its end) and the line is no fact line, table row, header or dated line of its own:
+    a dated line after a complete item is an item of its own, with its own line number."""
     items: list[_Item] = []
     wraps = 0
     for no in range(start, end + 1):
         raw = normalize_line(lines[no - 1])
-        if not raw.strip() or _NOTE.match(raw) or _is_spaced_header(raw):
+        if not raw.strip() or _NOTE.match(raw) or is_running_header(raw):
             continue
         if _TOP.match(raw) or _SUB.match(raw):
             items.append(_Item(strip_bullet(raw), no, bool(_TOP.match(raw))))
             wraps = 0
-        elif items and wraps < 3 and len(raw.strip()) <= 80 and not _TABLE_ROW.search(raw):
-            items[-1].text = f"{items[-1].text} {raw.strip()}"  # a wrapped line
+            continue
+        if _FACT_LINE.match(raw):
+            if items:
+                break  # the list is over: `소요예산 : …` and the like follow it
+            continue
+        if _TABLE_ROW.search(raw):
+            if items:
+                break  # a table or box after the list ends the schedule
+            continue
+        text = raw.strip()
+        complete = bool(items) and _ends_with_date(items[-1].text, ref_year)
+        if items and not complete and wraps < 3 and len(text) <= 80:
+            items[-1].text = f"{items[-1].text} {text}"  # a wrapped line
             wraps += 1
-        elif not items:
-            items.append(_Item(raw.strip(), no, True))
+        elif not items or (_has_date(text, ref_year) and len(text) <= 120):
+            items.append(_Item(text, no, items[-1].top if items else True))  # an unbulleted item
+            wraps = 0
         else:
-            break  # a table or box after the list ends the schedule
+            break
     return items
 
 
@@ -122,7 +155,7 @@ def _split_item(text: str, ref_year: int | None) -> list[tuple[str, str]]:
 def parse_schedule(lines: Sequence[str], start: int, end: int,
                    ref_year: int | None) -> tuple[list[Milestone], list[Issue]]:
     """Milestones from the body of a schedule block (1-based inclusive line range)."""
-    items = _items(lines, start, end)
+    items = _items(lines, start, end, ref_year)
     milestones: list[Milestone] = []
     issues: list[Issue] = []
     for k, item in enumerate(items):
@@ -132,14 +165,26 @@ def parse_schedule(lines: Sequence[str], start: int, end: int,
             break
         if not item.top and not dated:
             continue  # an explanatory sub-line (`- 신산업, 청년기업 등 간담회 추진`)
-        if item.top and not dated and _children_dated(items, k, ref_year):
-            continue  # a group heading: its dated sub-items are the milestones
+        if item.top and _children_dated(items, k, ref_year) and (not dated or _only_year(text, ref_year)):
+            # a group heading (`ㅇ ’25년 행사계획 수립 시 …`): its dated sub-items are the milestones
+            issues.append(Issue(item.line, "group heading; its dated sub-items are the milestones", item.text))
+            continue
         for activity, when_text in _split_item(text, ref_year):
             when = parse_when(when_text, year_or_now(ref_year))
             if when.unparsed or not when_text:
                 issues.append(Issue(item.line, "milestone date not readable", item.text))
             milestones.append(Milestone(activity or text, when_text, when, item.line, stage))
     return milestones, issues
+
+
+def _only_year(text: str, ref_year: int | None) -> bool:
+    """The item's only date is a whole year (`2025년 … 계속 추진`): too coarse beside dated sub-items."""
+    found = find_when(text, year_or_now(ref_year))
+    if found is not None and found[1].recurrence is not None:
+        return False  # 연중, 매월: a schedule of its own
+    return found is None or not found[1].windows or all(
+        w.start is not None and w.end is not None and (w.start.month, w.start.day, w.end.month, w.end.day)
+        == (1, 1, 12, 31) for w in found[1].windows)
 
 
 def _children_dated(items: Sequence[_Item], k: int, ref_year: int | None) -> bool:

@@ -375,6 +375,84 @@ def find_blocks(lines: Sequence[str], start: int, end: int) -> list[Block]:
     return blocks
 
 
+# ---------------------------------------------------------------- division from context
+
+_IN_CHARGE = re.compile(
+    r"담당\s*(?:부서|과)?\s*[:：]\s*(?:[가-힣]{1,8}실\s*)?([가-힣A-Za-z0-9]{2,14}(?:과|담당관))(?![가-힣])")
+_DIVISION_IN_TEXT = re.compile(r"(?<![가-힣])([가-힣A-Za-z0-9]{2,12}(?:과|담당관))(?![가-힣])")
+# Words ending in 과 that are not a division.
+_NOT_DIVISION = ("결과", "효과", "성과", "학과", "교과", "통과", "경과", "초과", "부과", "사과", "이과", "문과")
+
+
+def toc_divisions(lines: Sequence[str]) -> dict[str, str]:
+    """Title (normalised) -> division from lists that print `1. 경제정책과` and then its programs:
+    the table of contents, a bookmark list. A title listed under two divisions names neither."""
+    found: dict[str, set[str]] = {}
+    current: str | None = None
+    for line in lines:
+        s = normalize_line(line).strip()
+        if not s:
+            continue
+        div = _division_divider(s)
+        if div:
+            current = div
+            continue
+        if _PART.match(s) or is_contact_line(s) or block_heading(s):
+            current = None
+            continue
+        if current is None:
+            continue
+        m = _NUMBERED.match(s)
+        key = normalize_name(_clean_title(m.group(2) if m else s))
+        if len(key) >= 4 and len(s) <= 80:
+            found.setdefault(key, set()).add(current)
+        if len(s) > 80:
+            current = None  # prose: the list is over
+    return {k: next(iter(v)) for k, v in found.items() if len(v) == 1}
+
+
+def _common_run(a: str, b: str) -> int:
+    """Length of the longest common substring (names are short)."""
+    best = 0
+    for i in range(len(a)):
+        for j in range(len(b)):
+            k = 0
+            while i + k < len(a) and j + k < len(b) and a[i + k] == b[j + k]:
+                k += 1
+            best = max(best, k)
+    return best
+
+
+def infer_division(lines: Sequence[str], start: int, end: int, title: str, toc: dict[str, str],
+                   rows: Sequence[tuple[str, str]]) -> tuple[str | None, str | None]:
+    """(division, where it came from) for a section that names none: a 담당 line in the section,
+    the table of contents, the chapter heading above it, a budget table row of the same program."""
+    for no in range(start, min(end, start + 15) + 1):
+        m = _IN_CHARGE.search(collapse_letter_spacing(normalize_line(lines[no - 1])))
+        if m:
+            return m.group(1), "담당 line"
+    key = normalize_name(title)
+    if key in toc:
+        return toc[key], "table of contents"
+    for j in range(start - 2, -1, -1):
+        s = normalize_line(lines[j])
+        pm = _PART.match(s)
+        if pm:
+            for m in _DIVISION_IN_TEXT.finditer(collapse_letter_spacing(pm.group(2))):
+                if not m.group(1).endswith(_NOT_DIVISION):
+                    return m.group(1), "chapter heading"
+            break
+    named = {d for name, d in rows if normalize_name(name) == key}
+    if len(named) == 1:
+        return next(iter(named)), "budget table"
+    # a looser match: the table row and the heading share a long run (`청년취업사관학교 조성 및 운영`
+    # / `청년 취업사관학교 AI 인재 양성`), and only rows of one division do
+    close = {d for name, d in rows if _common_run(normalize_name(name), key) >= 6}
+    if len(close) == 1:
+        return next(iter(close)), "budget table"
+    return None, None
+
+
 # ---------------------------------------------------------------- overview
 
 

@@ -25,6 +25,7 @@ from services.ingest.importer.model import (
     BudgetTable,
     InlineAmount,
     Issue,
+    NationalRow,
     Reconciliation,
     SupplementaryRow,
 )
@@ -32,6 +33,7 @@ from services.ingest.importer.numbers import (
     Cell,
     find_money,
     normalize_blanks,
+    parse_number,
     parse_unit_caption,
     split_trailing_cells,
     to_won,
@@ -797,6 +799,18 @@ def _find_context(lines: list[str], header_first: int, floor: int) -> tuple[int,
     return heading, normalize_blanks(lines[heading]).strip(), caption
 
 
+def _caption_above(lines: list[str], header: Header, floor: int) -> int | None:
+    """A unit announced on the header's own lines (`□ … 현황 (단위: 백만원)` read into the header) or
+    anywhere above the table since the previous one (`※ 이하 단위: 천원` under the section heading)."""
+    for j in range(header.first, header.end):
+        if parse_unit_caption(lines[j]) is not None:
+            return j
+    for j in range(header.first - 1, max(floor, header.first - 60) - 1, -1):
+        if parse_unit_caption(lines[j]) is not None:
+            return j
+    return None
+
+
 def _caption_after(lines: list[str], end: int) -> int | None:
     for j in range(end, min(len(lines), end + 4)):
         if parse_unit_caption(lines[j]) is not None:
@@ -839,6 +853,8 @@ def _parse_one(
     issues: list[Issue],
 ) -> int:
     heading, heading_text, caption_at = _find_context(lines, header.first, floor)
+    if caption_at is None:
+        caption_at = _caption_above(lines, header, floor)
     caption = parse_unit_caption(lines[caption_at]) if caption_at is not None else None
     state = _TableState(
         header, heading + 1, caption.unit if caption else None, caption.as_of if caption else None
@@ -907,3 +923,88 @@ def _label_before(text: str, previous_end: int, start: int) -> str:
         )
     label = re.sub(r"^[\s\-ㅇ○◦∘•·‣□※*➊-➓]+", "", label).strip(" :：()（）")
     return re.sub(r"\s+", " ", label)
+
+
+# ---------------------------------------------------------------- national plan tables
+
+_NUMBER_TOKEN = re.compile(r"^△?-?[\d,]*\d$")
+_NATIONAL_COLUMNS = (("본예산", "본예산"), ("추경", "추경"), ("정부안", "정부안"), ("합계", "합계"))
+
+
+def _national_groups(text: str) -> list[tuple[str, list[str]]]:
+    """`AI 챔피언 프로젝트 지원 0 100 100 World Best LLM 데이터 활용 지원 0 300 300` ->
+    [(name, [0, 100, 100]), (name, [0, 300, 300])]: names run until three numbers in a row."""
+    groups: list[tuple[str, list[str]]] = []
+    name: list[str] = []
+    numbers: list[str] = []
+    for token in text.split():
+        if _NUMBER_TOKEN.match(token) and name:
+            numbers.append(token)
+            if len(numbers) == 3:
+                groups.append((" ".join(name), numbers))
+                name, numbers = [], []
+            continue
+        if numbers:  # a number inside a name (`AI 2 단계`): part of the name after all
+            name += numbers
+            numbers = []
+        name.append(token)
+    return groups
+
+
+def parse_national_tables(lines: list[str]) -> tuple[list[NationalRow], list[Issue]]:
+    """The budget table of a national plan: `세부사업 … ’25년 예산` printed twice side by side, in 억원,
+    each printed line holding two programs; `(내역사업)` rows belong to the 세부사업 above them in
+    the same column; `계` closes it and is checked against the rows."""
+    rows: list[NationalRow] = []
+    issues: list[Issue] = []
+    i = 0
+    while i < len(lines):
+        caption = parse_unit_caption(lines[i])
+        window = " ".join(compact(x) for x in lines[i: i + 25])
+        if caption is None or caption.unit != "억원" or window.count("세부사업") < 2:
+            i += 1
+            continue
+        multiplier = unit_multiplier("억원") or 100_000_000
+        headers = tuple(label for word, label in _NATIONAL_COLUMNS if word in window)[:3]
+        parents: dict[int, str] = {}
+        started = False
+        j = i + 1
+        while j < len(lines):
+            text = normalize_blanks(lines[j]).strip()
+            groups = _national_groups(text)
+            if not groups:
+                if started and text:
+                    break
+                j += 1
+                continue
+            started = True
+            for col, (name, numbers) in enumerate(groups):
+                amounts = tuple(to_won(parse_number(n) or Decimal(0), "억원") for n in numbers)
+                if compact(name) in ("계", "합계", "총계"):
+                    total = NationalRow("계", j + 1, amounts, headers, kind="total")
+                    _check_national_total(total, rows, multiplier, issues)
+                    rows.append(total)
+                    continue
+                parent = parents.get(col) if name.startswith("(") else None
+                if not name.startswith("("):
+                    parents[col] = name
+                clean = name.strip("() ").strip()
+                if len(amounts) == 3 and amounts[0] + amounts[1] != amounts[2]:
+                    issues.append(Issue(j + 1, "national table row: 본예산 + 추경 ≠ 정부안 as printed", clean))
+                rows.append(NationalRow(clean, j + 1, amounts, headers, parent=parent))
+            if any(compact(name) in ("계", "합계", "총계") for name, _ in groups):
+                break
+            j += 1
+        i = j + 1
+    return rows, issues
+
+
+def _check_national_total(total: NationalRow, rows: list[NationalRow], multiplier: int,
+                          issues: list[Issue]) -> None:
+    """계 covers every row printed above it, 내역사업 included (that is how the plan adds up)."""
+    body = [r for r in rows if r.kind == "row"]
+    for k, printed in enumerate(total.amounts):
+        computed = sum(r.amounts[k] for r in body if k < len(r.amounts))
+        if abs(computed - printed) > multiplier * max(1, len(body) // 2):
+            issues.append(Issue(total.line, f"national table 계 column {k + 1}: printed {printed:,}원, "
+                                            f"rows add up to {computed:,}원", "계"))

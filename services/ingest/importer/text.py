@@ -72,8 +72,9 @@ def normalize_name(name: str) -> str:
 
 
 def strip_bullet(line: str) -> str:
-    """Drop a leading bullet (`ㅇ`, `-`, `∘`, `▪`, `※`, `‣`...) and the spaces around it."""
-    return re.sub(r"^\s*(?:[ㅇ○◦∘•▪▸▴‣□■◇◆◈※\-–*·]|\(\d+\)|[①-⑳]|\d+\))\s*", "", line).strip()
+    """Drop a leading bullet (`ㅇ`, `-`, `∘`, `▪`, `※`, `‣`, `①`, `1.`, `가.`, `(1)`...) and the spaces around it."""
+    return re.sub(r"^\s*(?:[ㅇ○◦∘•▪▸▴▹►‣❍□■◇◆◈※\-–*·]|\(\d+\)|\([가-하]\)|[①-⑳➀-➉]|\d{1,2}\)|"
+                  r"\d{1,2}\.(?=\s+(?!\d{1,2}\s*\.))|[가-하][.)](?=\s))\s*", "", line).strip()
 
 
 def year_or_now(ref_year: int | None) -> int:
