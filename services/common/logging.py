@@ -20,6 +20,11 @@ def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[
     return event
 
 
+def _drop_colour(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    event.pop("color_message", None)  # uvicorn's copy of the message with terminal colour codes
+    return event
+
+
 class _CurrentStderr:
     """sys.stderr looked up at each write, so a swapped stream (test capture, a daemon's
     redirect) is followed rather than a closed one kept."""
@@ -65,7 +70,7 @@ def configure_logging(level: str = "INFO", json: bool = True, service: str | Non
     handler = _JsonHandler(cast(TextIO, _CurrentStderr()))
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         # FastStream passes topic, group_id and message_id as `extra`: keep them as fields.
-        foreign_pre_chain=[structlog.stdlib.add_logger_name, structlog.stdlib.ExtraAdder(), *shared],
+        foreign_pre_chain=[structlog.stdlib.add_logger_name, structlog.stdlib.ExtraAdder(), _drop_colour, *shared],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                     structlog.processors.format_exc_info, renderer],
     ))
