@@ -5,7 +5,10 @@ collide with Prometheus' target labels."""
 
 from __future__ import annotations
 
+import importlib
 import json
+import re
+from pathlib import Path
 
 import pytest
 from faststream.kafka import TestKafkaBroker
@@ -19,6 +22,7 @@ from tests import factories as f
 from tests.helpers import running
 
 TARGET_LABELS = {"service", "job", "instance"}
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
 
 def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -69,3 +73,28 @@ async def test_metrics_have_process_http_and_no_target_label(make_settings, sqli
     assert not any(n.startswith("execwatch_http") and ("handler", "/metrics") in labels for n, labels in scraped)
     collisions = {(n, k) for n, labels in scraped for k, _ in labels if k in TARGET_LABELS}
     assert collisions == set()
+
+
+def exposed_names(text: str) -> set[str]:
+    """Every series name a scrape of this text can hold, from the # TYPE lines (families with no
+    sample yet included)."""
+    names: set[str] = set()
+    for name, kind in re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M):
+        names.add(name)
+        if kind == "counter":
+            names |= {name.removesuffix("_total"), f"{name.removesuffix('_total')}_total"}
+        if kind == "histogram":
+            names |= {f"{name}_bucket", f"{name}_count", f"{name}_sum"}
+    return names
+
+
+def test_every_metric_the_rules_and_dashboard_read_is_exposed(make_settings, sqlite_url):
+    exposed: set[str] = set()
+    for service in ("ingest", "budget", "programs", "notify"):
+        app = importlib.import_module(f"services.{service}.app").build(make_settings(database_url=sqlite_url))
+        exposed |= exposed_names(app.state.runtime.metrics_text().decode())
+    read = (DEPLOY / "prometheus" / "rules.yml").read_text() + (DEPLOY / "grafana" / "dashboards" /
+                                                                "execwatch.json").read_text()
+    wanted = set(re.findall(r"\b((?:execwatch|process|python)_[a-z_]+)", read)) - {"execwatch_service"}  # a label
+    assert "execwatch_received_processed_messages_total" in wanted
+    assert wanted - exposed == set()
