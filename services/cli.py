@@ -156,11 +156,23 @@ def _import(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def version() -> str:
+    """The installed distribution's version (pyproject.toml), or "unknown" when run from a bare checkout."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed_version
+
+    try:
+        return installed_version("execwatch")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="execwatch", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Configuration comes from EXECWATCH_* environment variables (and .env); "
                "KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL are honoured too. See README.md.")
+    parser.add_argument("--version", action="version", version=f"execwatch {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("up", help="run the whole system locally",

@@ -80,7 +80,7 @@ def record_lag(service: str, consumer: Any, records: Sequence[ConsumerRecord[Any
         if highwater is None:
             continue
         lags[(topic, partition)] = lag = max(0, highwater - offset - 1)
-        CONSUMER_LAG.labels(service=service, topic=topic, partition=str(partition)).set(lag)
+        CONSUMER_LAG.labels(execwatch_service=service, topic=topic, partition=str(partition)).set(lag)
     return lags
 
 

@@ -18,24 +18,27 @@ from prometheus_client import CollectorRegistry
 
 from contracts import AnyEvent, ContractError, parse_event
 from contracts.topics import ALL_TOPICS, DEADLETTER, TopicSpec
-from services.common.logging import get_logger
-from services.common.metrics import DEAD_LETTERS
+from services.common.logging import broker_logger, get_logger
+from services.common.metrics import FASTSTREAM_PREFIX, dead_lettered, progress_counters
 from services.common.settings import Settings
 
 log = get_logger(__name__)
 
 
 def make_broker(settings: Settings, service: str, registry: CollectorRegistry) -> KafkaBroker:
+    progress_counters(registry)  # before the middleware, which adopts them (see metrics.zero_progress)
     return KafkaBroker(
         settings.kafka_bootstrap_servers or "127.0.0.1:9092",
         client_id=f"execwatch-{service}",
         acks="all",
         enable_idempotence=settings.kafka_idempotence,
-        middlewares=[KafkaPrometheusMiddleware(registry=registry, app_name=service, metrics_prefix="execwatch")],
+        middlewares=[KafkaPrometheusMiddleware(registry=registry, app_name=service, metrics_prefix=FASTSTREAM_PREFIX)],
         description=f"execwatch {service} service",
         allow_auto_create_topics=True,
         # FastStream logs every message at this level; our own structlog lines say what matters.
         log_level=logging.DEBUG,
+        # Through the root handler as JSON, not FastStream's own coloured stdout handler.
+        logger=broker_logger(),
     )
 
 
@@ -95,7 +98,7 @@ async def dead_letter(
     }
     key = rec.key if rec and isinstance(rec.key, bytes) else None
     await broker.publish(item.raw, settings.topic(DEADLETTER.name), key=key, headers=headers)
-    DEAD_LETTERS.labels(service=service, stage=stage).inc()
+    dead_lettered(service, stage)
     log.warning("dead-lettered", stage=stage, error=item.error, topic=headers["x-original-topic"],
                 offset=headers["x-original-offset"])
 

@@ -24,7 +24,14 @@ from sqlalchemy.exc import OperationalError
 from services.common.db import Database, redacted, upgrade
 from services.common.logging import configure_logging, get_logger
 from services.common.messaging import ensure_topics, make_broker
-from services.common.metrics import REGISTRY
+from services.common.metrics import (
+    REGISTRY,
+    consumed_topics,
+    instrument_http,
+    service_registry,
+    watch_consumers,
+    zero_progress,
+)
 from services.common.settings import ServiceName, Settings
 
 log = get_logger(__name__)
@@ -44,14 +51,18 @@ class Runtime:
 
     @classmethod
     def create(cls, name: ServiceName, settings: Settings) -> Runtime:
-        registry = CollectorRegistry(auto_describe=True)
-        return cls(
+        registry = service_registry()
+        runtime = cls(
             name=name,
             settings=settings,
             broker=make_broker(settings, name, registry),
             db=Database(settings.database_url_for(name)),
             registry=registry,
         )
+        # Lag and progress series from start-up, not only once a message arrives.
+        runtime.on_start.append(lambda: zero_progress(registry, name, consumed_topics(runtime.broker)))
+        runtime.background.append(lambda: watch_consumers(name, runtime.broker))
+        return runtime
 
     async def publish_raw(self, topic: str, key: str, value: bytes) -> None:
         """What outbox relays publish with: bytes as stored, keyed by program."""
@@ -129,6 +140,7 @@ def http_app(runtime: Runtime, title: str, *, start_broker: bool = True) -> Fast
 
     app = FastAPI(title=title, lifespan=lifespan, version="1.0.0")
     app.state.runtime = runtime
+    instrument_http(app, runtime.registry)
 
     @app.exception_handler(OperationalError)
     async def database_unavailable(_: Request, exc: OperationalError) -> JSONResponse:
@@ -159,5 +171,6 @@ def http_app(runtime: Runtime, title: str, *, start_broker: bool = True) -> Fast
 def serve(app_factory: Callable[[Settings], FastAPI], name: ServiceName, settings: Settings) -> None:
     configure_logging(settings.log_level, settings.log_json, service=name)
     app = app_factory(settings)
-    uvicorn.run(app, host=settings.http_host, port=settings.port_for(name), log_level="warning",
-                access_log=False)
+    # log_config=None: uvicorn's loggers keep the JSON handler configure_logging installed.
+    uvicorn.run(app, host=settings.http_host, port=settings.port_for(name), log_level="info",
+                access_log=False, log_config=None)

@@ -8,7 +8,7 @@ import json
 from contracts.topics import ALERTS, PROGRAMS
 from services.common.consumer import consume
 from services.common.db import PublishFn
-from services.common.metrics import DEAD_LETTERS
+from services.common.metrics import dead_lettered
 from services.common.runtime import Runtime
 from services.notify import service
 
@@ -32,6 +32,6 @@ def dead_letter_publisher(rt: Runtime) -> PublishFn:
         headers = {"x-error": str(doc.get("error") or "")[:4000], "x-error-stage": "deliver",
                    "x-error-service": rt.name, "x-original-topic": "", "x-channel": str(doc.get("channel", ""))}
         await rt.broker.publish(value, topic, key=key.encode(), headers=headers)
-        DEAD_LETTERS.labels(service=rt.name, stage="deliver").inc()
+        dead_lettered(rt.name, "deliver")
 
     return publish

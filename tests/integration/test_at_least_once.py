@@ -82,9 +82,15 @@ async def test_poison_goes_aside_and_the_partition_moves_on(kafka, sqlite_url, m
 
         row = await eventually(view, what="the valid snapshot after the poison one")
         assert row.spent == 5
-        lags = [s.value for m in REGISTRY.collect() if m.name == "execwatch_consumer_lag" for s in m.samples
-                if s.labels["service"] == "budget" and s.labels["topic"] == settings.topic("execwatch.budget")]
-        assert lags == [0.0]  # one partition (one program key), fully consumed
+
+        async def lags() -> dict[str, float] | None:
+            found = {s.labels["partition"]: s.value for m in REGISTRY.collect() if m.name == "execwatch_consumer_lag"
+                     for s in m.samples if s.labels["execwatch_service"] == "budget"
+                     and s.labels["topic"] == settings.topic("execwatch.budget")}
+            return found if found and set(found.values()) == {0.0} else None
+
+        # Every assigned partition is reported (sampled, not only those with messages), all consumed.
+        assert len(await eventually(lags, what="lag 0 on every partition")) == 6
 
     consumer = AIOKafkaConsumer(settings.topic("execwatch.deadletter"), bootstrap_servers=kafka.bootstrap,
                                 auto_offset_reset="earliest", group_id=f"{settings.topic_prefix}dlq")
