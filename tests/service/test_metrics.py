@@ -66,7 +66,7 @@ async def test_metrics_have_process_http_and_no_target_label(make_settings, sqli
     names = {name for name, _ in scraped}
     assert {"process_cpu_seconds_total", "process_resident_memory_bytes", "python_info"} <= names
     assert any(n.startswith("python_gc_") for n in names)
-    assert value(scraped, "execwatch_http_requests_total", handler="/v1/programs/{program_id}", method="GET",
+    assert value(scraped, "execwatch_http_requests_total", handler="/v1/programs/{program_id:path}", method="GET",
                  status="404") == 1.0
     assert value(scraped, "execwatch_http_request_duration_seconds_count", handler="/v1/programs",
                  method="GET", status="200") == 1.0
