@@ -164,6 +164,13 @@ def test_division_totals_as_of_the_report_date_equal_the_report(demo: Demo) -> N
     assert not problems, "\n".join(problems)
 
 
+def test_the_demo_prints_its_own_reconciliation_with_the_report(demo: Demo) -> None:
+    """What `execwatch import` checks after publishing: the view against the report's 소계/계."""
+    lines = [line for line in demo.lines if "figures agree with the report" in line]
+    assert lines, demo.output()[-3000:]
+    assert all("— 일치" in line for line in lines), "".join(lines)
+
+
 def _all(demo: Demo, service: str, path: str) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     while True:
