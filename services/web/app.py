@@ -37,6 +37,7 @@ log = get_logger(__name__)
 def _templates(tz: ZoneInfo) -> Jinja2Templates:
     templates = Jinja2Templates(directory=HERE / "templates")
     env = templates.env
+    env.autoescape = True  # the templates end in .j2, which the default selection would not escape
     env.filters.update(
         amount=domain.amount, percent=domain.percent, signed_pp=domain.signed_pp, source=domain.source_text,
         window=lambda m: domain.window_text(m.window_start, m.window_end, m.window_text),

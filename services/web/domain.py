@@ -10,6 +10,7 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
+from contracts.alerts import RULE_TITLES, SEVERITY_TITLES
 from contracts.money import UNIT_FACTORS
 from services.web.clients import Alert, BudgetProgram, BudgetProgramDetail, BudgetSummary, Figures, Milestone
 from services.web.session import Identity
@@ -147,14 +148,9 @@ def report_table(summary: BudgetSummary, programs: Iterable[BudgetProgram], sort
 # ---------------------------------------------------------------- alerts
 
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
-SEVERITY_LABELS = {"critical": "심각", "warning": "경고", "info": "알림"}
-STATE_LABELS = {"active": "진행 중", "silenced": "무음", "inhibited": "억제", "acked": "확인됨",
-                "resolved": "해소", "suppressed": "무음"}
-RULE_LABELS = {
-    "execution_slipped": "집행 부진", "over_execution": "초과 집행", "year_end_risk": "불용 위험",
-    "milestone_overdue": "일정 지연", "milestone_moved": "일정 변경", "deadline_reminder": "마감 임박",
-    "target_behind": "목표 미달",
-}
+SEVERITY_LABELS = SEVERITY_TITLES  # the same words as the mails
+STATE_LABELS = {"active": "처리 대기", "acknowledged": "확인됨", "suppressed": "알림 꺼짐"}
+RULE_LABELS = RULE_TITLES
 
 
 def may_see(identity: Identity, alert: Alert) -> bool:
@@ -174,7 +170,7 @@ def mine(identity: Identity, alert: Alert) -> bool:
 
 
 def needs_action(alert: Alert) -> bool:
-    return alert.status == "firing" and alert.acked_at is None and alert.state not in ("silenced", "suppressed")
+    return alert.status == "firing" and alert.acked_at is None and alert.state not in ("suppressed", "acknowledged")
 
 
 def by_urgency(alerts: Iterable[Alert]) -> list[Alert]:
