@@ -82,7 +82,9 @@ async def home() -> RedirectResponse:
 
 
 @router.get("/signin", response_class=HTMLResponse)
-async def signin_page(request: Request, clients: ClientsDep, next: str | None = None) -> HTMLResponse:
+async def signin_page(request: Request, clients: ClientsDep, next: str | None = None, name: str = "",
+                      role: str = "팀장", division: str = "") -> HTMLResponse:
+    """The demo sign-in; `execwatch up --demo` prints a link that fills it in (name, role, 과)."""
     if not request.app.state.settings.web_demo_sign_in:
         raise HTTPException(404, "로그인은 메일로 받은 링크로 합니다")
     divisions: list[str] = []
@@ -92,7 +94,8 @@ async def signin_page(request: Request, clients: ClientsDep, next: str | None = 
     except Exception:  # the page still works with a typed 과 name
         divisions = []
     return render(request, "signin.html.j2", optional_identity(request), divisions=divisions,
-                  roles=[(r, ROLE_LABELS[r]) for r in ROLES], next=_safe_next(next))
+                  roles=[(r, ROLE_LABELS[r]) for r in ROLES], next=_safe_next(next),
+                  prefill={"name": name, "role": role, "division": division})
 
 
 @router.post("/signin")
@@ -137,6 +140,8 @@ async def today_page(request: Request, identity: CurrentIdentity, clients: Clien
 
 
 async def _alert(clients: Clients, identity: Identity, fingerprint: str) -> Alert:
+    if not identity.can_act:
+        raise HTTPException(403, "감사 역할은 알림을 처리하지 않습니다")
     for a in await clients.notify.alerts(None):
         if a.fingerprint == fingerprint:
             if not domain.may_see(identity, a):

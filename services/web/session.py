@@ -40,6 +40,11 @@ class Identity:
         return self.role in ("operator", "auditor")
 
     @property
+    def can_act(self) -> bool:
+        """Auditors read; everyone else may acknowledge and silence what they see."""
+        return self.role != "auditor"
+
+    @property
     def label(self) -> str:
         where = f"{self.division} " if self.division else ""
         return f"{where}{ROLE_LABELS[self.role]} {self.name}"

@@ -177,3 +177,22 @@ async def test_what_people_type_is_shown_as_text_not_markup(stack: Stack) -> Non
     async with as_person(stack, Identity("<script>alert(1)</script>", "operator")) as web:
         html = (await web.get("/alerts")).text
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+async def test_auditors_read_every_alert_but_do_not_act(stack: Stack) -> None:
+    alerts = (await stack.notify.get("/v1/alerts", params={"status": ""})).json()["items"]
+    async with as_person(stack, Identity("감사관", "auditor")) as web:
+        html = (await web.get("/alerts")).text
+        page = await web.get("/today")
+        form_token = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)
+        r = await web.post(f"/alerts/{alerts[0]['fingerprint']}/ack",
+                           data={"csrf": stack.web.state.sessions.csrf(web.cookies[COOKIE])})
+    assert form_token is None  # no action forms for an auditor
+    assert all(f'id="alert-{a["fingerprint"]}"' in html for a in alerts)
+    assert r.status_code == 403
+
+
+async def test_demo_link_fills_in_the_sign_in(stack: Stack) -> None:
+    r = await stack.client.get("/signin", params={"name": "박지은", "role": "팀장", "division": "경제정책과"})
+    assert 'value="박지은"' in r.text
+    assert '<option value="경제정책과" selected>' in r.text and '<option value="팀장" selected>' in r.text

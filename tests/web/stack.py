@@ -70,6 +70,7 @@ class Stack:
     budget: httpx.AsyncClient
     programs: httpx.AsyncClient
     notify: httpx.AsyncClient
+    services: dict[str, FastAPI]  # budget, programs, notify (running)
 
 
 @asynccontextmanager
@@ -102,4 +103,4 @@ async def demo_stack(tmp_path: Path, seeds: Path, extra: list[dict[str, Any]] | 
             "budget": httpx.ASGITransport(app=budget), "programs": httpx.ASGITransport(app=programs),
             "notify": httpx.ASGITransport(app=notify)})
         async with running(web) as (wc,):
-            yield Stack(web, wc, bc, pc, nc)
+            yield Stack(web, wc, bc, pc, nc, {"budget": budget, "programs": programs, "notify": notify})
