@@ -182,6 +182,19 @@ class Settings(BaseSettings):
     )
     mail_from_name: str = Field(default="execwatch 알림", description="display name in From:")
 
+    # --- web (staff pages; reads the other services over HTTP, owns no data) ---------------------
+    web_port: int = 8705
+    web_budget_url: str | None = Field(default=None, description="base URL of the budget API; unset: local port")
+    web_programs_url: str | None = Field(default=None, description="base URL of the programs API; unset: local port")
+    web_notify_url: str | None = Field(default=None, description="base URL of the notify API; unset: local port")
+    web_service_header: str = Field(default="Authorization", description="header carrying the service credential")
+    web_service_token: SecretStr | None = Field(
+        default=None, description="credential sent to the read APIs (as `Bearer …` in the Authorization header)")
+    web_session_secret: SecretStr = Field(default=SecretStr("execwatch-web"), description="signs session cookies")
+    web_session_hours: float = Field(default=8.0, gt=0, description="a sign-in lasts this long")
+    web_demo_sign_in: bool = Field(default=True, description="offer the demo sign-in page (choose a person)")
+    web_timeout_s: float = Field(default=5.0, gt=0, description="per request to a read API")
+
     @field_validator("ingest_sources", mode="before")
     @classmethod
     def _sources_from_json(cls, value: object) -> object:
@@ -194,6 +207,10 @@ class Settings(BaseSettings):
     def port_for(self, service: ServiceName) -> int:
         port: int = getattr(self, f"{service}_port")
         return port
+
+    def web_upstream(self, service: Literal["budget", "programs", "notify"]) -> str:
+        configured: str | None = getattr(self, f"web_{service}_url")
+        return (configured or f"http://{self.http_host}:{self.port_for(service)}").rstrip("/")
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"

@@ -1,0 +1,1 @@
+"""Staff web: Korean pages rendered from the other services' read APIs."""
