@@ -184,8 +184,6 @@ async def test_journey_sign_in_acknowledge_program_division_xlsx(site: Site, tmp
     await page.context.close()
 
 
-@pytest.mark.xfail(strict=True, reason="the budget view counts parts (e.g. 로봇쇼 under 서울경제진흥원 출연) "
-                                       "twice until the budget side of issue 9 (record scope) is merged")
 async def test_division_page_prints_the_reports_subtotal_and_total(site: Site) -> None:
     page = await sign_in(site, "이병철", "과장", "경제정책과")
     await page.click("button:has-text('로그인')")

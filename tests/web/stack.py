@@ -15,7 +15,6 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 from sqlmodel import select
-from starlette.routing import compile_path
 
 from contracts import parse_event
 from services.budget import service as budget_service
@@ -33,33 +32,11 @@ from tests.helpers import running
 TODAY = date(2025, 2, 15)  # the demo's clock: the reports speak of early 2025
 
 
-def path_ids(app: FastAPI) -> None:
-    """Compatibility while the budget/programs branches that route `{program_id:path}` are not
-    merged: importer ids contain "/". A no-op once they are."""
-
-    def walk(routes: list[Any]) -> None:
-        for route in routes:
-            if hasattr(route, "original_router"):  # an included router (recent FastAPI)
-                walk(route.original_router.routes)
-                continue
-            path = getattr(route, "path", "")
-            if path.endswith("{program_id}"):
-                route.path = path.replace("{program_id}", "{program_id:path}")
-                route.path_regex, route.path_format, route.param_convertors = compile_path(route.path)
-
-    walk(app.router.routes)
-
-
 def seed_events(seeds: Path) -> list[Any]:
     summary = map_files(sorted(seeds.glob("*.txt")), progress=False)
     events = []
     for envelope in summary.envelopes:
-        doc = envelope.model_dump(mode="json")
-        # Compatibility until the budget side stores an unknown 원인행위액 (issue 9): the current
-        # budget service needs a number. A no-op once it accepts None.
-        if doc["event_type"] == "budget.execution_snapshot" and doc["payload"].get("committed") is None:
-            doc["payload"]["committed"] = doc["payload"]["spent"]
-        events.append(parse_event(doc))
+        events.append(parse_event(envelope.model_dump(mode="json")))
     return events
 
 
@@ -79,13 +56,15 @@ async def demo_stack(tmp_path: Path, seeds: Path, extra: list[dict[str, Any]] | 
     def settings(name: str) -> Settings:
         return Settings(_env_file=None, database_url=f"sqlite:///{tmp_path}/{name}.db",  # type: ignore[call-arg]
                         clock=TODAY.isoformat(), notify_quiet_hours=False, log_json=False, log_level="WARNING",
-                        recipient_address_template="{phone_digits}@staff.test")
+                        recipient_address_template="{phone_digits}@staff.test",
+                        notify_ack_secret="test-ack-secret-not-the-demo-one",
+                        # Pages need alerts of several 과 to show: judge January against the default
+                        # curve too (the staff default waits until April; see docs/budget.md).
+                        slip_default_from="01-01", slip_default_min_gap_amount=0)
 
     budget, programs, notify = (build_budget(settings("budget"), start_broker=False),
                                 build_programs(settings("programs"), start_broker=False),
                                 build_notify(settings("notify"), start_broker=False))
-    for app in (budget, programs):
-        path_ids(app)
     async with running(budget, programs, notify) as (bc, pc, nc):
         events = seed_events(seeds) + [parse_event(e) for e in extra or []]
         brt, prt = budget.state.runtime, programs.state.runtime
