@@ -1,7 +1,7 @@
 """Division facts of record: a report's 과별 집행 현황 (imported as `budget.division_snapshot`)
 shown in the division view beside the sum of the division's programs, with the difference,
 never added to a total and never dropped because no program of the division is known; and the
-report line every budget line came from on the program page. On SQLite without a broker."""
+report line every budget line came from on the program page. SQLite and PostgreSQL, no broker."""
 
 from __future__ import annotations
 
@@ -69,9 +69,9 @@ def imported() -> list[AnyEvent]:
 
 
 @pytest.fixture
-async def budget(make_settings: Callable[..., Settings], sqlite_url: str
+async def budget(make_settings: Callable[..., Settings], db_url: str
                  ) -> AsyncIterator[tuple[Runtime, httpx.AsyncClient]]:
-    app = build(make_settings(database_url=sqlite_url), start_broker=False)
+    app = build(make_settings(database_url=db_url), start_broker=False)
     async with running(app) as (client,):
         yield app.state.runtime, client
 
