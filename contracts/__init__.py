@@ -16,6 +16,8 @@ from contracts.budget import (
     BudgetAmendedEvent,
     BudgetLineSet,
     BudgetLineSetEvent,
+    DivisionSnapshot,
+    DivisionSnapshotEvent,
     ExecutionPlanSet,
     ExecutionPlanSetEvent,
     ExecutionSnapshot,
@@ -39,6 +41,7 @@ AnyEvent = (
     | BudgetAmendedEvent
     | ExecutionSnapshotEvent
     | ExecutionPlanSetEvent
+    | DivisionSnapshotEvent
     | AlertEvent
 )
 
@@ -50,6 +53,7 @@ EVENT_MODELS: dict[str, type[Envelope[Any]]] = {
     "budget.amended": BudgetAmendedEvent,
     "budget.execution_snapshot": ExecutionSnapshotEvent,
     "budget.plan_set": ExecutionPlanSetEvent,
+    "budget.division_snapshot": DivisionSnapshotEvent,
     "alert": AlertEvent,
 }
 
@@ -118,6 +122,8 @@ __all__ = [
     "BudgetLineSet",
     "BudgetLineSetEvent",
     "ContractError",
+    "DivisionSnapshot",
+    "DivisionSnapshotEvent",
     "Envelope",
     "ExecutionPlanSet",
     "ExecutionPlanSetEvent",

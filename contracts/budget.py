@@ -116,6 +116,36 @@ class ExecutionSnapshot(Payload):
         return self
 
 
+def division_key(office: str | None, division: str) -> str:
+    """The message key of a division's facts: `division:<office>/<division>` (no program id:
+    a 과 is not a program), so one division's snapshots stay in order on one partition."""
+    return f"division:{office or ''}/{division}"
+
+
+class DivisionSnapshot(Payload):
+    """Execution of record for a whole 과 as of a date (a report's 과별 집행 현황: 예산현액,
+    원인행위액, 지출액 by division), not for one program. Shown in the division view beside the
+    sum of the division's programs, never added to it; the latest `revision` of a date wins."""
+
+    office: str | None = Field(default=None, max_length=100, description="실")
+    division: str = Field(min_length=1, max_length=100, description="과")
+    fiscal_year: int = Field(ge=2000, le=2100)
+    as_of: date = Field(description="the table's 기준일")
+    current: Won | None = Field(default=None, description="예산현액 as printed")
+    committed: Won | None = Field(default=None, description="원인행위액, cumulative; null when not printed")
+    spent: Won | None = Field(default=None, description="지출액, cumulative; null when not printed")
+    revision: int = Field(default=0, ge=0, description="0 = first report; higher = correction")
+    source_ref: SourceRef | None = None
+
+    @model_validator(mode="after")
+    def _as_of_in_year(self) -> DivisionSnapshot:
+        if not (self.fiscal_year - 1 <= self.as_of.year <= self.fiscal_year + 1):
+            raise ValueError(f"as_of {self.as_of} is far from fiscal_year {self.fiscal_year}")
+        if self.current is None and self.committed is None and self.spent is None:
+            raise ValueError("a division snapshot states at least one of current, committed, spent")
+        return self
+
+
 class PlanPoint(Payload):
     month: int = Field(ge=1, le=12, description="the plan is for the end of this month")
     cumulative_rate: Decimal = Field(ge=0, le=100, description="planned cumulative 집행률, %")
@@ -153,3 +183,14 @@ class ExecutionSnapshotEvent(Envelope[ExecutionSnapshot]):
 
 class ExecutionPlanSetEvent(Envelope[ExecutionPlanSet]):
     event_type: Literal["budget.plan_set"] = "budget.plan_set"
+
+
+class DivisionSnapshotEvent(Envelope[DivisionSnapshot]):
+    event_type: Literal["budget.division_snapshot"] = "budget.division_snapshot"
+
+    @model_validator(mode="after")
+    def _key_is_the_division(self) -> DivisionSnapshotEvent:
+        want = division_key(self.payload.office, self.payload.division)
+        if self.key != want:
+            raise ValueError(f"key {self.key!r} must be {want!r} (division:<office>/<division>)")
+        return self

@@ -29,8 +29,9 @@ PROGRAMS: Final = TopicSpec(
 BUDGET: Final = TopicSpec(
     "execwatch.budget",
     6,
-    ("budget.line_set", "budget.amended", "budget.execution_snapshot", "budget.plan_set"),
-    "canonical budget lines, amendments, execution snapshots and plans",
+    ("budget.line_set", "budget.amended", "budget.execution_snapshot", "budget.plan_set",
+     "budget.division_snapshot"),
+    "canonical budget lines, amendments, execution snapshots, plans and division snapshots",
 )
 ALERTS: Final = TopicSpec("execwatch.alerts", 6, ("alert",), "alerts from budget and programs, for notify")
 DEADLETTER: Final = TopicSpec(

@@ -673,3 +673,32 @@ def by_account(lines: Iterable[Line]) -> dict[str, Rollup]:
     for ln in lines:
         out.setdefault(ln.account or NO_ACCOUNT, Rollup()).add(ln)
     return out
+
+
+# ---------------------------------------------------------------- division facts of record
+
+@dataclass(frozen=True)
+class Reported:
+    """What a report states for a whole 과 on a date (its 과별 집행 현황 row)."""
+
+    as_of: date
+    current: int | None
+    committed: int | None
+    spent: int | None
+
+
+def reconcile_division(reported: Reported, programs: Rollup) -> dict[str, int | None]:
+    """Reported − the sum of the division's programs, per column. None where the report prints
+    no figure, where no program of the division is in the view (nothing to compare with: the
+    reported figures still stand), or, for 원인행위액, where a program's is unknown."""
+    if programs.programs == 0:
+        return {"current": None, "committed": None, "spent": None}
+
+    def diff(printed: int | None, summed: int) -> int | None:
+        return None if printed is None else printed - summed
+
+    return {
+        "current": diff(reported.current, programs.current),
+        "committed": None if programs.committed_unknown else diff(reported.committed, programs.committed),
+        "spent": diff(reported.spent, programs.spent),
+    }

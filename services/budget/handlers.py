@@ -25,5 +25,6 @@ def register(rt: Runtime, relay: OutboxRelay, cfg: service.Config) -> None:
         apply=lambda events: service.apply_batch(rt.db, cfg, events),
         after_commit=after_commit,
         title="budget.events",
-        description="Budget lines, amendments, execution snapshots, plans and milestones; emits alerts",
+        description="Budget lines, amendments, execution snapshots, plans, division snapshots and milestones; "
+                    "emits alerts",
     )

@@ -5,6 +5,10 @@ Totals count programs of record only (scope "record"): a part is shown on its pa
 an unlinked line is listed for review, neither is ever added to a total. The 세출 total leaves
 out 기금 lines; `by account` shows every account, 기금 included, beside it.
 
+A 과's own execution of record (a report's 과별 집행 현황, `budget.division_snapshot`) is shown
+in the division view as `reported`, beside the sum of its programs with the `difference`; never
+added to a total, and shown even for a division none of whose programs is in the view.
+
 Without `as_of` each program shows its latest known line (whatever its effective date), every
 recorded amendment and its latest snapshot. With `as_of=D`: the line in effect on D (latest
 effective date on or before D; an undated line counts from the start; a program whose every
@@ -28,9 +32,11 @@ from services.budget.service import Config
 from services.budget.store import (
     BudgetAlert,
     BudgetAmendment,
+    BudgetDivisionSnapshot,
     BudgetPlan,
     BudgetProgram,
     amendments_of_year,
+    division_snapshots_as_of,
     execution_as_of,
     line_versions_of,
     line_versions_of_year,
@@ -168,22 +174,42 @@ def _held_out(session: Session, fiscal_year: int, as_of: date | None) -> dict[st
     return out
 
 
+def reported_json(snap: BudgetDivisionSnapshot | None, programs: domain.Rollup) -> dict[str, Any]:
+    """A division's figures of record (its 과별 집행 현황 row) beside the sum of its programs."""
+    if snap is None:
+        return {"reported": None, "difference": None}
+    reported = domain.Reported(snap.as_of, snap.current, snap.committed, snap.spent)
+    return {
+        "reported": {"as_of": snap.as_of, "current": snap.current, "committed": snap.committed, "spent": snap.spent,
+                     "rate": None if snap.spent is None or snap.current is None
+                     else domain.execution_rate(snap.spent, snap.current),
+                     "revision": snap.revision, "source_ref": snap.source_ref},
+        "difference": domain.reconcile_division(reported, programs),
+    }
+
+
 def summary(s: Session, cfg: Config, fiscal_year: int, as_of: date | None, account: str | None) -> dict[str, Any]:
     lines = rollup_lines(s, cfg, fiscal_year, as_of)
     divisions, offices, total = domain.rollup(domain.of_account(lines, account))
+    # A 과's own execution of record (the 세출 view only: it covers the division, not one account).
+    # A division it names is shown even when none of its programs is in the view.
+    reported = division_snapshots_as_of(s, fiscal_year, as_of) if account is None else {}
+    for office, division in reported:
+        divisions.setdefault((office, division), domain.Rollup())
+        offices.setdefault(office, domain.Rollup())
     unbudgeted = s.exec(select(sa.func.count()).select_from(BudgetProgram).where(
         BudgetProgram.fiscal_year == fiscal_year, col(BudgetProgram.original).is_(None))).one()
     office_items = []
     for office in sorted(offices, key=lambda o: o or ""):
         office_items.append({
             "office": office, **figures_json(offices[office]),
-            "divisions": [{"division": d, **figures_json(r)} for (o, d), r in sorted(
-                divisions.items(), key=lambda kv: (kv[0][1] or "")) if o == office],
+            "divisions": [{"division": d, **figures_json(r), **reported_json(reported.get((o, d)), r)}
+                          for (o, d), r in sorted(divisions.items(), key=lambda kv: (kv[0][1] or "")) if o == office],
         })
     return {
         "fiscal_year": fiscal_year, "as_of": as_of, "unit": "원", "account": account,
         "offices": office_items,
-        "divisions": [{"office": o, "division": d, **figures_json(r)}
+        "divisions": [{"office": o, "division": d, **figures_json(r), **reported_json(reported.get((o, d)), r)}
                       for (o, d), r in sorted(divisions.items(), key=lambda kv: (kv[0][0] or "", kv[0][1] or ""))],
         "total": figures_json(total),
         "accounts": {name: figures_json(r) for name, r in sorted(domain.by_account(lines).items())},
@@ -196,7 +222,9 @@ def summary(s: Session, cfg: Config, fiscal_year: int, as_of: date | None, accou
 NOTE = ("합계는 예산 라인이 있는 세부사업만 포함합니다. 기금은 세출 합계에서 제외하고 accounts에 따로 보입니다"
         " (account=기금으로 조회). 하위 항목(part)과 미연결 항목(unlinked)은 held_out에만 보이며, 집행 보고만 있는"
         " 사업은 unbudgeted_programs입니다. committed는 원인행위액이 알려진 사업의 합이며 committed_unknown개"
-        " 사업은 지출액만 보고되어 원인행위 기준 집행률은 비워 둡니다.")
+        " 사업은 지출액만 보고되어 원인행위 기준 집행률은 비워 둡니다. 과의 reported는 보고서의 과별 집행 현황"
+        " (기준일 as_of, as_of 조회 시 그날 이전의 최신)이며 합계에 더하지 않고,"
+        " difference는 reported − 소속 사업 합입니다 (세출 조회에서만 표시).")
 
 
 def program_json(r: BudgetProgram) -> dict[str, Any]:
@@ -362,13 +390,17 @@ def program_detail(s: Session, cfg: Config, program_id: str, fiscal_year: int | 
             item["gap"] = item["plan_rate"] - item["rate"]
         part_items = [figures_on(p_item, pf) for p, p_item in zip(parts, part_items, strict=True)
                       if (pf := at.figures(p)) is not None]
+    # The report line the figures came from: that of the line shown (in effect on `as_of`).
+    shown = [v for v in versions if as_of is None or v.since <= as_of]
     return {
         **item,
+        "source_ref": shown[-1].source_ref if shown else None,
         "view_as_of": as_of,
         "parts": part_items,
         "lines": [{"effective_date": v.effective_date, "original": v.original, "carried_over": v.carried_over,
                    "supplementary": v.supplementary, "account": v.account, "scope": v.scope,
-                   "parent_program_id": v.parent_program_id, "recorded_at": v.recorded_at} for v in versions],
+                   "parent_program_id": v.parent_program_id, "recorded_at": v.recorded_at,
+                   "source_ref": v.source_ref} for v in versions],
         "history": history,
         "amendments": [{"amendment_id": a.amendment_id, "before": a.before, "change": a.change, "after": a.after,
                         "reason": a.reason, "effective_date": a.effective_date, "effective_from": a.effective,

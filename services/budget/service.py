@@ -8,8 +8,9 @@ alerts (and their ids) never depend on where batch boundaries fell: a restart or
 with other batch sizes emits exactly the same alerts.
 
 Each event type has one handler (`HANDLERS`): budget lines (kept per effective date),
-amendments, snapshots, plans, and the programs topic's milestones (a program's first funding
-milestone starts its default plan curve). The rules judge each program on its snapshot's date
+amendments, snapshots, plans, the programs topic's milestones (a program's first funding
+milestone starts its default plan curve) and division snapshots (a 과's execution of record,
+stored beside the programs and judged by no rule). The rules judge each program on its snapshot's date
 against the budget in effect on that date.
 """
 
@@ -29,6 +30,7 @@ from contracts import (
     AnyEvent,
     BudgetAmendedEvent,
     BudgetLineSetEvent,
+    DivisionSnapshotEvent,
     ExecutionPlanSetEvent,
     ExecutionSnapshotEvent,
     MilestoneSetEvent,
@@ -38,6 +40,7 @@ from services.budget import domain
 from services.budget.store import (
     BudgetAlert,
     BudgetAmendment,
+    BudgetDivisionSnapshot,
     BudgetInbox,
     BudgetLineVersion,
     BudgetMilestone,
@@ -178,7 +181,8 @@ def _on_line(batch: _Batch, event: BudgetLineSetEvent, event_id: str) -> list[Ke
            "title": lp.title, "office": lp.office, "division": lp.division, "category": lp.category,
            "account": lp.account, "scope": lp.scope, "parent_program_id": lp.parent_program_id,
            "original": lp.original, "carried_over": lp.carried_over, "supplementary": lp.supplementary,
-           "event_id": event_id, "recorded_at": batch.now}
+           "event_id": event_id, "recorded_at": batch.now,
+           "source_ref": lp.source_ref.model_dump(mode="json") if lp.source_ref else None}
     # The same program, year and date again replaces that version (a corrected report).
     batch.versions.setdefault(key, {})[since] = (version_of(row), row)
     batch.version_rows[(*key, since)] = row
@@ -255,13 +259,39 @@ def _on_milestone(batch: _Batch, event: MilestoneSetEvent, event_id: str) -> lis
     return sorted(batch.keys_by_program.get(mp.program_id, ()))
 
 
+def _on_division_snapshot(batch: _Batch, event: DivisionSnapshotEvent, event_id: str) -> list[Key] | None:
+    """A 과's execution of record on a date: stored beside the programs, judged by no rule (the
+    rules judge programs), so no program is evaluated again. A lower revision than the one held
+    for the date is stale."""
+    p = event.payload
+    pk = (p.office or "", p.division, p.fiscal_year, p.as_of)
+    # Rows this batch already touched, so a second event for the same date sees the first.
+    pending: dict[Any, BudgetDivisionSnapshot] = batch.session.info.setdefault("division_snapshots", {})
+    row = pending.get(pk) or batch.session.get(BudgetDivisionSnapshot, pk)
+    if row is not None and row.revision > p.revision:
+        batch.result.stale += 1
+        return None
+    if row is None:
+        row = BudgetDivisionSnapshot(office=pk[0], division=p.division, fiscal_year=p.fiscal_year, as_of=p.as_of,
+                                     event_id=event_id)
+        batch.session.add(row)
+    row.revision, row.current, row.committed, row.spent = p.revision, p.current, p.committed, p.spent
+    row.source_ref = p.source_ref.model_dump(mode="json") if p.source_ref else None
+    row.event_id, row.recorded_at = event_id, batch.now
+    pending[pk] = row
+    return []
+
+
 HANDLERS: dict[str, Handler] = {
     "budget.line_set": _on_line,
     "budget.amended": _on_amended,
     "budget.execution_snapshot": _on_snapshot,
     "budget.plan_set": _on_plan,
     "milestone.set": _on_milestone,
+    "budget.division_snapshot": _on_division_snapshot,
 }
+#: Events about a 과, not a program: they carry no program key to load or judge.
+_UNKEYED = (MilestoneSetEvent, DivisionSnapshotEvent)
 
 
 def _apply(session: Session, cfg: Config, events: list[AnyEvent]) -> BatchResult:
@@ -284,7 +314,7 @@ def _apply(session: Session, cfg: Config, events: list[AnyEvent]) -> BatchResult
 
     scheduled = {e.payload.program_id for e in fresh if isinstance(e, MilestoneSetEvent)}
     held_keys = keys_of_programs(session, scheduled) if scheduled else set()
-    keys = {_key(e) for e in fresh if not isinstance(e, MilestoneSetEvent)} | held_keys
+    keys = {_key(e) for e in fresh if not isinstance(e, _UNKEYED)} | held_keys
     loaded = load_states(session, keys)
     plan_rows = load_plan_rows(session, keys)
     state = {k: b for k, (b, _) in loaded.items()}
@@ -323,6 +353,8 @@ def _load_history(session: Session, cfg: Config, events: list[AnyEvent],
     on or after the year-end start date), bounded to the projection's look-back window."""
     dates: dict[Key, list[date]] = {}
     for e in events:
+        if isinstance(e, DivisionSnapshotEvent):
+            continue
         is_milestone = isinstance(e, MilestoneSetEvent)
         for key in [k for k in state if k[0] == e.payload.program_id] if is_milestone else [_key(e)]:
             held = state[key].as_of if key in state else None

@@ -103,6 +103,27 @@ class BudgetLineVersion(SQLModel, table=True):
     supplementary: int = Field(default=0, sa_type=Money)
     event_id: str = Field(max_length=36)
     recorded_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+    #: the report line the version came from ({document, section, line}), for the program page
+    source_ref: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
+
+
+class BudgetDivisionSnapshot(SQLModel, table=True):
+    """A 과's execution of record as of a date (a report's 과별 집행 현황), kept apart from the
+    programs: shown beside the sum of the division's programs, never added to it. One row per
+    division and date: the highest revision stated for it."""
+
+    __tablename__ = "budget_division_snapshot"
+    office: str = Field(primary_key=True, max_length=100)  # "" when the report names no 실
+    division: str = Field(primary_key=True, max_length=100)
+    fiscal_year: int = Field(primary_key=True)
+    as_of: date = Field(primary_key=True)
+    revision: int = 0
+    current: int | None = Field(default=None, sa_type=Money)
+    committed: int | None = Field(default=None, sa_type=Money)
+    spent: int | None = Field(default=None, sa_type=Money)
+    source_ref: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
+    event_id: str = Field(max_length=36)
+    recorded_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
 
 
 class BudgetMilestone(SQLModel, table=True):
@@ -380,3 +401,15 @@ def execution_as_of(session: Session, fiscal_year: int, as_of: date) -> dict[str
     rows = session.execute(sa.select(ranked.c.program_id, ranked.c.as_of, ranked.c.committed, ranked.c.spent)
                            .where(ranked.c.rn == 1)).all()
     return {r[0]: (r[1], None if r[2] is None else int(r[2]), int(r[3])) for r in rows}
+
+
+def division_snapshots_as_of(session: Session, fiscal_year: int, as_of: date | None
+                             ) -> dict[tuple[str | None, str | None], BudgetDivisionSnapshot]:
+    """{(office, division): the division's latest snapshot on or before `as_of` (any date without)}."""
+    stmt = select(BudgetDivisionSnapshot).where(BudgetDivisionSnapshot.fiscal_year == fiscal_year)
+    if as_of is not None:
+        stmt = stmt.where(col(BudgetDivisionSnapshot.as_of) <= as_of)
+    out: dict[tuple[str | None, str | None], BudgetDivisionSnapshot] = {}
+    for r in session.exec(stmt.order_by(col(BudgetDivisionSnapshot.as_of))).all():
+        out[(r.office or None, r.division)] = r  # ordered by date: the latest stays
+    return out

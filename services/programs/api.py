@@ -1,5 +1,7 @@
-"""Programs read API: the register (paged, by division and status), one program's timeline
-with history, targets with progress and open alerts; overdue, upcoming and to-review lists.
+"""Programs read API: the register (paged, by division, status, kind and parent), one program's
+timeline with history, targets with progress, open alerts and its parts; overdue, upcoming and
+to-review lists. Action items (audit findings, kind `action_item`) are listed with
+`?kind=action_item`; their follow-ups are milestones, overdue like any other.
 Program ids may contain "/" (the importer's `과/사업명`): the program route accepts them."""
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query
 from sqlmodel import Session, col, func, select
 
+from contracts.programs import ProgramKind
 from services.common.runtime import Runtime
 from services.programs import domain
 from services.programs.service import Clock, Config, open_alerts
@@ -34,6 +37,7 @@ def program_json(p: Program) -> dict[str, Any]:
         "contacts": p.contacts, "purpose": p.purpose, "method": p.method, "agency": p.agency,
         "period_text": p.period_text, "period_start": p.period_start, "period_end": p.period_end,
         "budget_program_ids": p.budget_program_ids, "source_ref": p.source_ref,
+        "kind": p.kind, "parent_program_id": p.parent_program_id,
     }
 
 
@@ -79,6 +83,8 @@ def router(rt: Runtime, clock: Clock, cfg: Config | None = None) -> APIRouter:
     async def programs(division: str | None = None, office: str | None = None,
                        status: str | None = Query(None, description=" | ".join(STATUSES)),
                        fiscal_year: int | None = None,
+                       kind: ProgramKind | None = Query(None, description="program | part | action_item"),
+                       parent: str | None = Query(None, description="the parts of this program"),
                        limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)) -> dict[str, Any]:
         if status is not None and status not in STATUSES:
             raise HTTPException(422, f"status must be one of {', '.join(STATUSES)}")
@@ -93,6 +99,10 @@ def router(rt: Runtime, clock: Clock, cfg: Config | None = None) -> APIRouter:
                 stmt = stmt.where(Program.status == status)
             if fiscal_year:
                 stmt = stmt.where(Program.fiscal_year == fiscal_year)
+            if kind:
+                stmt = stmt.where(Program.kind == kind)
+            if parent:
+                stmt = stmt.where(Program.parent_program_id == parent)
             with rt.db.read() as s:
                 total = s.exec(select(func.count()).select_from(stmt.subquery())).one()
                 rows = s.exec(stmt.order_by(col(Program.program_id)).offset(offset).limit(limit)).all()
@@ -107,7 +117,8 @@ def router(rt: Runtime, clock: Clock, cfg: Config | None = None) -> APIRouter:
                 for a in open_alerts(s, ids):
                     counts[a.program_id]["open_alerts"] += 1
                 items = [{**{k: v for k, v in program_json(r).items() if k in (
-                    "program_id", "fiscal_year", "title", "office", "division", "team", "status", "registered")},
+                    "program_id", "fiscal_year", "title", "office", "division", "team", "status", "registered",
+                    "kind", "parent_program_id")},
                     **counts[r.program_id]} for r in rows]
                 return {"as_of": clock(), "total": total, "offset": offset, "limit": limit, "items": items}
 
@@ -177,6 +188,8 @@ def router(rt: Runtime, clock: Clock, cfg: Config | None = None) -> APIRouter:
                 progress = s.exec(select(TargetProgress).where(TargetProgress.program_id == program_id)
                                   .order_by(col(TargetProgress.as_of), col(TargetProgress.id))).all()
                 alerts = open_alerts(s, [program_id])
+                parts = s.exec(select(Program).where(Program.parent_program_id == program_id)
+                               .order_by(col(Program.program_id))).all()
             history: dict[str, list[dict[str, Any]]] = {}
             for w in windows:
                 history.setdefault(w.milestone_id, []).append(
@@ -210,6 +223,9 @@ def router(rt: Runtime, clock: Clock, cfg: Config | None = None) -> APIRouter:
                                 "history": history.get(m.milestone_id, [])} for m in ordered],
                 "targets": [target_json(t) for t in targets],
                 "alerts": [alert_json(a) for a in alerts],
+                # What is below the program (a 공사비, an event, a 내역사업): shown here, its own page too.
+                "parts": [{k: v for k, v in program_json(p).items() if k in (
+                    "program_id", "title", "kind", "division", "status", "source_ref")} for p in parts],
             }
 
         found = await asyncio.to_thread(q)

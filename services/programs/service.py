@@ -167,6 +167,7 @@ def _register(session: Session, event: ProgramRegisteredEvent, result: BatchResu
     row.purpose, row.method, row.agency, row.period_text = p.purpose, p.method, p.agency, p.period_text
     row.period_start, row.period_end = p.period_start, p.period_end
     row.budget_program_ids = list(p.budget_program_ids)
+    row.kind, row.parent_program_id = p.kind, p.parent_program_id
     row.source_ref = _ref(p.source_ref)
     row.registered, row.registered_at, row.updated_at = True, event.occurred_at, utcnow()
     session.add(row)

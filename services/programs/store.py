@@ -41,6 +41,10 @@ class Program(SQLModel, table=True):
                         sa_column_kwargs={"server_default": "no_schedule"})
     # occurred_at of the registration applied: an older one arriving later does not overwrite it
     registered_at: datetime | None = Field(default=None, sa_type=Moment)
+    # program (a 세부사업) / part (below parent_program_id: shown on its page) / action_item (an
+    # audit finding and its follow-ups: work with deadlines, not a budget line)
+    kind: str = Field(default="program", max_length=20, index=True, sa_column_kwargs={"server_default": "program"})
+    parent_program_id: str | None = Field(default=None, max_length=200, index=True)
 
 
 class Milestone(SQLModel, table=True):

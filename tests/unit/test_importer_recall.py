@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from services.ingest.importer.events import map_report
-from services.ingest.importer.identity import ProgramRegistry
+from services.ingest.importer.events import NATIONAL_OFFICE, map_report
+from services.ingest.importer.identity import ProgramRegistry, make_program_id
 from services.ingest.importer.recall import measure, schedule_lines
 from services.ingest.importer.report import parse_report, parse_text
 from services.ingest.importer.schedules import parse_schedule
@@ -263,8 +263,18 @@ def test_division_level_execution_is_a_division_fact_not_a_program() -> None:
          Decimal("22.3"), date(2025, 3, 31)),
     ]  # the unit announced above the heading, not beside it
     result = map_report(report, ProgramRegistry(), text=BY_DIVISION)
-    assert result.envelopes == []  # no program named 경제정책과
+    # no program named 경제정책과: one division snapshot per 과 row (the 계 is their sum, not a 과)
+    assert {e.event_type for e in result.envelopes} == {"budget.division_snapshot"}
+    snaps = [(e.key, e.payload.division, e.payload.as_of, e.payload.current, e.payload.committed, e.payload.spent,
+              e.payload.source_ref.line) for e in result.envelopes]
+    assert snaps == [
+        ("division:/경제정책과", "경제정책과", date(2025, 3, 31), 120_809_000_000, 50_000_000_000, 20_000_000_000, 8),
+        ("division:/일자리정책과", "일자리정책과", date(2025, 3, 31), 179_191_000_000, 70_000_000_000,
+         40_000_000_000, 9),
+    ]
     assert [x.division for x in result.division_execution] == ["계", "경제정책과", "일자리정책과"]
+    again = map_report(parse_text(BY_DIVISION, "division.txt"), ProgramRegistry(), text=BY_DIVISION)
+    assert [e.event_id for e in again.envelopes] == [e.event_id for e in result.envelopes]  # deterministic ids
 
 
 def test_seed_004_national_table_two_programs_per_line(seeds: Path) -> None:
@@ -280,6 +290,35 @@ def test_seed_004_national_table_two_programs_per_line(seeds: Path) -> None:
     assert rows["계"].amounts == (1_809 * eok, 18_360 * eok, 20_169 * eok)
     assert len([r for r in report.national_rows if r.kind == "row"]) == 14
     assert not [i for i in report.issues if "national" in i.reason]  # rows add up to the printed 계
+
+
+def test_seed_004_national_table_is_published_apart_from_seouls_budget(seeds: Path) -> None:
+    path = _seed(seeds, "004")
+    result = map_report(parse_report(path), ProgramRegistry(), text=_text(path))
+    national = [e for e in result.envelopes if getattr(e.payload, "office", None) == NATIONAL_OFFICE]
+    programs = {e.payload.title: e.payload for e in national if e.event_type == "program.registered"}
+    lines = {e.payload.title: e.payload for e in national if e.event_type == "budget.line_set"}
+    assert len(programs) == len(lines) == 14  # every row of the table, 내역사업 included
+    assert {e.event_type for e in national} == {"program.registered", "budget.line_set"}  # no snapshot, milestone
+    eok = 100_000_000
+    # figures typed from the 004 table (단위: 억원): 본예산 (A), 추경 (B), 정부안 (A+B)
+    assert (lines["AI 혁신펀드"].original, lines["AI 혁신펀드"].supplementary, lines["AI 혁신펀드"].current) == (
+        450 * eok, 550 * eok, 1_000 * eok)
+    assert (lines["AI 컴퓨팅 자원 활용 기반 강화"].original, lines["AI 컴퓨팅 자원 활용 기반 강화"].current) == (
+        0, 16_194 * eok)
+    assert sum(p.original for p in lines.values()) == 1_809 * eok  # the printed 계
+    assert sum(p.current_budget for p in lines.values()) == 20_169 * eok
+    # never in a Seoul total: held out (unlinked), another government's office, no 과
+    assert {(p.scope, p.office, p.division) for p in lines.values()} == {("unlinked", NATIONAL_OFFICE, None)}
+    assert all(p.effective_date == date(2025, 4, 15) for p in lines.values())  # the plan's date
+    assert programs["AI 혁신펀드"].kind == "program"
+    part = programs["고성능컴퓨팅 지원"]  # (내역사업): a part of its 세부사업 on the programs' pages
+    assert (part.kind, part.parent_program_id) == ("part", make_program_id(NATIONAL_OFFICE,
+                                                                            "AI 컴퓨팅 자원 활용 기반 강화"))
+    assert programs["AI 혁신펀드"].source_ref.line == 132
+    # the plan's own schedule stays with the plan's program; national rows are not "unassigned"
+    assert not [i for i in result.issues if i.reason.startswith("program without a division")
+                and i.text in programs]
 
 
 EXECUTION = """\

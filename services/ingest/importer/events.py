@@ -14,6 +14,24 @@ rows nothing claims are scope=unlinked and listed for the alias table. A fund's 
 or the row's name says otherwise. A 추경's amendments take effect on the document's date
 (`_document_date`), so an as-of view before it does not show them.
 
+Division facts: a 과-level execution table (예산현액, 원인행위액, 지출액 by 과, no program rows)
+is about divisions, not programs. Each 과 row becomes one `budget.division_snapshot` (key
+`division:<office>/<division>`, as of the table's 기준일); the budget service shows it in the
+division view beside the sum of that 과's programs. Its 계 row is not published (it is the sum
+of the rows; the import report shows it).
+
+The national table (a national plan's 세부사업/(내역사업) table, two programs per printed line,
+in 억원): those are the national government's programs, not Seoul's 세출. Each row becomes a
+`program.registered` (kind `program` for a 세부사업, kind `part` with its 세부사업 as parent
+for a (내역사업)) and a `budget.line_set` in 원 (본예산 = original, 추경 = supplementary, 정부안 =
+예산현액), office `NATIONAL_OFFICE`, no division, scope `unlinked` for every row: the printed
+계 adds the 내역사업 to the 세부사업 (they are lines of their own, not parts of the parent's
+amount), and no national line may ever enter a Seoul 세출 total or the 과/실 rollups. No
+snapshots (the table prints no execution) and no milestones (the plan's 향후 계획 stays with the
+plan's own program). The import report lists them under the national table, not among the
+unassigned programs; the programs review queue shows them without a 과 until staff name the
+Seoul 과 that follows each (alias file).
+
 Event ids are deterministic: uuid5 over the event type, the entity (program, milestone, target,
 as_of, amendment) and the payload without `source_ref`. Importing the same report twice gives
 the same ids (ingest answers duplicates); a newer report with the same fact gives the same id
@@ -37,6 +55,8 @@ from contracts import (
     BudgetAmendedEvent,
     BudgetLineSet,
     BudgetLineSetEvent,
+    DivisionSnapshot,
+    DivisionSnapshotEvent,
     Envelope,
     ExecutionSnapshot,
     ExecutionSnapshotEvent,
@@ -48,6 +68,7 @@ from contracts import (
     TargetSetEvent,
     deterministic_id,
 )
+from contracts.budget import division_key
 from contracts.programs import ContactInfo, SourceRef
 from services.ingest.importer.contacts import _edit_distance
 from services.ingest.importer.identity import ProgramRegistry, Unmatched, display_key, make_program_id
@@ -80,6 +101,11 @@ UNIT_TOLERANCE = {"원": 1, "천원": 1_000, "백만원": 1_000_000, "억원": 1
 MAX_ID = 200
 # Section titles that are report furniture, not a program.
 NO_RECORD = "예산현황의 어느 세부사업과도 이름·별칭·금액으로 연결되지 않음"
+#: The office national programs are registered under: never one of Seoul's 실, so no 실/과
+#: rollup or routing takes them for Seoul's.
+NATIONAL_OFFICE = "국가(관계부처 합동)"
+NATIONAL_SECTION = "국가 계획 예산표"
+DIVISION_SECTION = "과별 집행 현황"
 GENERIC_TITLES = {"향후계획", "향후추진계획", "추진계획", "기타사항", "건의사항", "향후추진일정"}
 
 AnyEnvelope = Envelope[Any]
@@ -221,8 +247,8 @@ class DocumentResult:
     unlinked: list[UnlinkedRow] = field(default_factory=list)
     execution_choices: list[ExecutionChoice] = field(default_factory=list)
     record_tables: list[RecordTable] = field(default_factory=list)
-    # Parsed facts no contract carries yet (shown in the import report): 과-level execution rows
-    # and a national plan's program table.
+    # Shown in the import report beside what they published: 과-level execution rows (division
+    # snapshots) and a national plan's program table.
     division_execution: list[DivisionExecution] = field(default_factory=list)
     national_rows: list[NationalRow] = field(default_factory=list)
 
@@ -839,6 +865,10 @@ class _Builder:
         # 5. Audit findings and their follow-ups (see "action items" below).
         for item in self.rep.action_items:
             self.action_item(item)
+        # 6. Tables at another level: 과-level execution, a national plan's program table.
+        for x in self.rep.division_execution:
+            self.division_snapshot(x)
+        self.national_table()
         self.flag_unassigned()
         self.out.issues.sort(key=lambda i: i.line)
         return self.out
@@ -877,7 +907,8 @@ class _Builder:
         """Every program published without a division is listed for review: the programs service
         shows it in its review queue; staff assign it (alias file) rather than lose it."""
         for e in self.out.envelopes:
-            if e.event_type == "program.registered" and e.payload.division is None:
+            if e.event_type == "program.registered" and e.payload.division is None \
+                    and e.payload.office != NATIONAL_OFFICE:
                 line = e.payload.source_ref.line if e.payload.source_ref else None
                 self.issue(line or 0, "program without a division (no contacts, 담당 line, table of contents or "
                                       "summary row names one); published as unassigned for review",
@@ -907,6 +938,59 @@ class _Builder:
             end = m.when.end
             stage = "완료" if done and as_of is not None and end is not None and end <= as_of else m.stage
             self.milestone(pid, replace(m, stage=stage), sec, used)
+
+
+    # ------------------------------------------------------------------ tables at another level
+    def division_snapshot(self, x: DivisionExecution) -> None:
+        """A 과 row of a 과-level execution table: the division's execution of record on its date."""
+        if x.kind != "row":
+            return  # the 계: the sum of the rows, shown in the import report
+        if x.as_of is None:
+            self.issue(x.line, "division execution row without a 기준일; no division snapshot", x.division)
+            return
+        if not (self.fy - 1 <= x.as_of.year <= self.fy + 1):
+            self.issue(x.line, f"as_of {x.as_of} is far from fiscal year {self.fy}; no division snapshot",
+                       x.division)
+            return
+        if x.current is None and x.committed is None and x.spent is None:
+            return
+        division = self.division(x.division) or x.division
+        payload = DivisionSnapshot(office=self.rep.office, division=division, fiscal_year=self.fy, as_of=x.as_of,
+                                   current=x.current, committed=x.committed, spent=x.spent,
+                                   source_ref=self.ref(DIVISION_SECTION, x.line))
+        key = division_key(self.rep.office, division)
+        self.emit(DivisionSnapshotEvent, key, f"division/{x.as_of.isoformat()}/0", payload)
+
+    def national_table(self) -> None:
+        """A national plan's program table: programs and budget lines of another government, held
+        out of every Seoul total (see the module docstring)."""
+        rows = [r for r in self.rep.national_rows if r.kind == "row"]
+        ids = {r.name: make_program_id(NATIONAL_OFFICE, r.name) for r in rows if r.parent is None}
+        for r in rows:
+            pid = make_program_id(NATIONAL_OFFICE, r.name)
+            parent = ids.get(r.parent) if r.parent else None
+            if parent == pid:
+                parent = None
+            ref = self.ref(NATIONAL_SECTION, r.line)
+            self.emit(ProgramRegisteredEvent, pid, "program", ProgramRegistered(
+                program_id=pid, fiscal_year=self.fy, title=r.name, office=NATIONAL_OFFICE,
+                purpose=self.rep.title or None, source_ref=ref, kind="part" if parent else "program",
+                parent_program_id=parent))
+            figures = dict(zip(r.headers, r.amounts, strict=False))
+            original, supplementary = figures.get("본예산"), figures.get("추경")
+            current = figures.get("정부안")
+            if original is None or supplementary is None:
+                self.issue(r.line, "national row without 본예산 and 추경; no budget line", r.name)
+                continue
+            if current is not None and current != original + supplementary:
+                self.issue(r.line, f"정부안 {current:,}원 ≠ 본예산 {original:,} + 추경 {supplementary:,}원; "
+                                   "published the parts", r.name)
+                current = None
+            payload = BudgetLineSet(
+                program_id=pid, fiscal_year=self.fy, title=r.name, office=NATIONAL_OFFICE, division=None,
+                category="국가 예산", original=original, supplementary=supplementary, current=current,
+                source_ref=ref, scope="unlinked", effective_date=self.date)
+            self.emit(BudgetLineSetEvent, pid, f"line/{self.fy}", payload)
 
 
 def map_report(report: ParsedReport, registry: ProgramRegistry, source: str = "report-importer",

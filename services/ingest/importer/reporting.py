@@ -20,6 +20,7 @@ KIND_LABELS = {
     "budget.line_set": "예산 budget.line_set",
     "budget.execution_snapshot": "집행 현황 budget.execution_snapshot",
     "budget.amended": "추경 budget.amended",
+    "budget.division_snapshot": "과별 집행 budget.division_snapshot",
     "milestone.set": "일정 milestone.set",
     "target.set": "목표 target.set",
 }
@@ -192,8 +193,8 @@ def render(summary: ImportSummary, verbose_ok: bool = False) -> str:
                 labels = sorted({f"{r.label}" for _, r in good})
                 out.append(f"  일치 reconciles within rounding: {', '.join(labels)}")
         if d.division_execution:
-            out.append(f"  과별 집행 현황 division execution ({len(d.division_execution)} rows, not published: "
-                       "no contract yet):")
+            out.append(f"  과별 집행 현황 division execution ({len(d.division_execution)} rows; each 과 row "
+                       "published as budget.division_snapshot, the 계 shown here only):")
             for x in d.division_execution:
                 spent = _won(x.spent) if x.spent is not None else "-"
                 current = _won(x.current) if x.current is not None else "-"
@@ -202,7 +203,8 @@ def render(summary: ImportSummary, verbose_ok: bool = False) -> str:
         if d.national_rows:
             rows = [r for r in d.national_rows if r.kind == "row"]
             out.append(f"  국가 계획 예산표 national table: {len(rows)} programs "
-                       f"({sum(1 for r in rows if r.parent)} 내역사업), not published: no contract yet")
+                       f"({sum(1 for r in rows if r.parent)} 내역사업), published as programs and budget lines of "
+                       "the national government (scope unlinked: never in a Seoul total)")
         for inc in d.inconsistencies:
             out.append(f"  {d.name}:{inc.line}: 불일치 row inconsistent: {inc.text}")
         if d.issues:
@@ -259,6 +261,9 @@ def _describe(e: AnyEnvelope) -> str:
                 f"본예산 {_won(p.original)}, 이월 등 {_won(p.carried_over)}, 예산현액 {cur}")
     if t == "budget.execution_snapshot":
         return f"집행 {p.as_of}: 원인행위 {_won(p.committed)}, 지출 {_won(p.spent)}"
+    if t == "budget.division_snapshot":
+        return (f"과별 집행 {p.division} {p.as_of}: 예산현액 {_won(p.current)}, 원인행위 {_won(p.committed)}, "
+                f"지출 {_won(p.spent)}")
     if t == "budget.amended":
         when = p.effective_date or "시행일 미상"
         return (f"추경 {p.amendment_id} ({when}): 기정 {_won(p.before)} + 증감 {p.change:+,}원 = {_won(p.after)}")
