@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 from contracts.money import UNIT_FACTORS
 from services.budget import domain, service
 from services.budget.store import BudgetAlert, BudgetAmendment, BudgetPlan, BudgetProgram, plan_of, series
+from services.common.auth import Reader
 from services.common.runtime import Runtime
 
 AMOUNT_FIELDS = ("original", "carried_over", "supplementary", "current_budget", "current", "committed", "spent",
@@ -234,8 +235,9 @@ def router(rt: Runtime, cfg: service.Config | None = None) -> APIRouter:
     config = cfg or service.Config.from_settings(rt.settings)
 
     @api.get("/summary", response_model=None)
-    async def summary(request: Request, fiscal_year: int = Query(ge=2000, le=2100), as_of: date | None = None,
-                      unit: str | None = None, format: str | None = None) -> dict[str, Any] | Response:
+    async def summary(who: Reader, request: Request, fiscal_year: int = Query(ge=2000, le=2100),
+                      as_of: date | None = None, unit: str | None = None,
+                      format: str | None = None) -> dict[str, Any] | Response:
         check_unit(unit)
 
         def q() -> dict[str, Any]:
@@ -259,7 +261,7 @@ def router(rt: Runtime, cfg: service.Config | None = None) -> APIRouter:
         return exact(data)  # type: ignore[no-any-return]
 
     @api.get("/programs", response_model=None)
-    async def programs(request: Request, fiscal_year: int | None = None, office: str | None = None,
+    async def programs(who: Reader, request: Request, fiscal_year: int | None = None, office: str | None = None,
                        division: str | None = None, status: Status | None = None,
                        level: Literal["ok", "warning", "critical"] | None = None, sort: Sort = "program_id",
                        limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0),
@@ -280,8 +282,8 @@ def router(rt: Runtime, cfg: service.Config | None = None) -> APIRouter:
         return exact(data)  # type: ignore[no-any-return]
 
     @api.get("/programs/{program_id}", response_model=None)
-    async def program(request: Request, program_id: str, fiscal_year: int | None = None, unit: str | None = None,
-                      format: str | None = None) -> dict[str, Any] | Response:
+    async def program(who: Reader, request: Request, program_id: str, fiscal_year: int | None = None,
+                      unit: str | None = None, format: str | None = None) -> dict[str, Any] | Response:
         check_unit(unit)
 
         def q() -> dict[str, Any] | None:
@@ -300,7 +302,7 @@ def router(rt: Runtime, cfg: service.Config | None = None) -> APIRouter:
         return exact(found)  # type: ignore[no-any-return]
 
     @api.get("/unknown-programs")
-    async def unknown_programs(fiscal_year: int | None = None, limit: int = Query(100, ge=1, le=1000),
+    async def unknown_programs(who: Reader, fiscal_year: int | None = None, limit: int = Query(100, ge=1, le=1000),
                                offset: int = Query(0, ge=0)) -> dict[str, Any]:
         """Programs that report execution but have no budget line: kept, not dropped; their
         numbers join the rollups when the line arrives."""

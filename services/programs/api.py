@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query
 from sqlmodel import Session, col, func, select
 
+from services.common.auth import Reader
 from services.common.runtime import Runtime
 from services.programs import domain
 from services.programs.service import Clock, Config, open_alerts
@@ -75,7 +76,7 @@ def router(rt: Runtime, clock: Clock, cfg: Config | None = None) -> APIRouter:
     api = APIRouter(prefix="/v1/programs", tags=["programs"])
 
     @api.get("")
-    async def programs(division: str | None = None, office: str | None = None,
+    async def programs(who: Reader, division: str | None = None, office: str | None = None,
                        status: str | None = Query(None, description=" | ".join(STATUSES)),
                        fiscal_year: int | None = None,
                        limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)) -> dict[str, Any]:
@@ -113,7 +114,7 @@ def router(rt: Runtime, clock: Clock, cfg: Config | None = None) -> APIRouter:
         return await asyncio.to_thread(q)
 
     @api.get("/overdue")
-    async def overdue(division: str | None = None) -> dict[str, Any]:
+    async def overdue(who: Reader, division: str | None = None) -> dict[str, Any]:
         def q() -> dict[str, Any]:
             today = clock()
             with rt.db.read() as s:
@@ -122,7 +123,7 @@ def router(rt: Runtime, clock: Clock, cfg: Config | None = None) -> APIRouter:
         return await asyncio.to_thread(q)
 
     @api.get("/upcoming")
-    async def upcoming(days: int = Query(14, ge=0, le=366), division: str | None = None) -> dict[str, Any]:
+    async def upcoming(who: Reader, days: int = Query(14, ge=0, le=366), division: str | None = None) -> dict[str, Any]:
         def q() -> dict[str, Any]:
             today = clock()
             with rt.db.read() as s:
@@ -132,7 +133,7 @@ def router(rt: Runtime, clock: Clock, cfg: Config | None = None) -> APIRouter:
         return await asyncio.to_thread(q)
 
     @api.get("/review")
-    async def review(division: str | None = None) -> dict[str, Any]:
+    async def review(who: Reader, division: str | None = None) -> dict[str, Any]:
         """Milestones whose schedule text could not be judged: kept verbatim for staff."""
         def q() -> dict[str, Any]:
             stmt = (select(Milestone, Program).join(Program, col(Program.program_id) == col(Milestone.program_id))
@@ -148,7 +149,7 @@ def router(rt: Runtime, clock: Clock, cfg: Config | None = None) -> APIRouter:
         return await asyncio.to_thread(q)
 
     @api.get("/{program_id}")
-    async def program(program_id: str) -> dict[str, Any]:
+    async def program(who: Reader, program_id: str) -> dict[str, Any]:
         def q() -> dict[str, Any] | None:
             today = clock()
             with rt.db.read() as s:

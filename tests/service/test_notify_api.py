@@ -60,7 +60,7 @@ async def test_read_api_ack_and_silences(make_settings, sqlite_url, mail_sink):
         link = await client.get(f"/v1/alerts/{fp}/ack", params={"token": ack_token("execwatch-ack", fp)})
         assert link.status_code == 200 and "확인되었습니다" in link.text
         [a] = (await client.get("/v1/alerts")).json()["items"]
-        assert (a["state"], a["acked_by"]) == ("acknowledged", "메일 링크")
+        assert (a["state"], a["acked_by"]) == ("acknowledged", "test-operator")  # the signed-in caller
         assert (await client.post("/v1/alerts/nope/ack", json={"by": "x"})).status_code == 404
 
         # silences: create, list, expire
