@@ -7,6 +7,7 @@
     execwatch contracts write|check  regenerate / verify the committed JSON Schemas
     execwatch db upgrade|revision    Alembic migrations per service
     execwatch deadletter list        what was set aside, by which service, and why
+    execwatch keys create|list|revoke|rotate|grant   API keys and publishing rights
     execwatch smtp-sink              a local mail server that prints what it receives
 """
 
@@ -80,6 +81,9 @@ def _db(args: argparse.Namespace) -> int:
             url = settings.database_url_for(service)
             upgrade(url, service)
             print(f"{service}: upgraded {redacted(url)}")
+        if not args.service:  # the access tables every service reads
+            upgrade(settings.auth_db_url, "auth")
+            print(f"auth: upgraded {redacted(settings.auth_db_url)}")
         return 0
     if not args.service or not args.message:
         print("db revision needs SERVICE and -m MESSAGE", file=sys.stderr)
@@ -110,6 +114,12 @@ def _deadletter(args: argparse.Namespace) -> int:
             print(f"    value: {d.value[:2000].decode('utf-8', 'replace')}")
     print(f"{n} dead letter(s)")
     return 0
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from services.auth.cli import run
+
+    return run(args)
 
 
 def _smtp_sink(args: argparse.Namespace) -> int:
@@ -180,6 +190,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=50, help="newest N per partition (default 50)")
     p.add_argument("--show-value", action="store_true", help="also print the message (first 2,000 bytes)")
     p.set_defaults(func=_deadletter)
+
+    p = sub.add_parser("keys", help="API keys: create, list, revoke, rotate; grant publishing rights",
+                       description="Keys are printed once and stored hashed; every change is audited. "
+                                   "See docs/security.md.")
+    from services.auth.cli import add_arguments as add_key_arguments
+
+    add_key_arguments(p)
+    p.set_defaults(func=_keys)
 
     p = sub.add_parser("smtp-sink", help="a local SMTP server that prints and keeps what it receives")
     p.add_argument("--port", type=int, default=1025)

@@ -143,7 +143,7 @@ class KeyStore:
             row = s.get(AuthKey, key_id)
         if row is None or not hmac.compare_digest(row.key_hash, hash_key(key)):
             return None
-        if row.revoked_at is not None or (row.expires_at is not None and _aware(row.expires_at) <= now):
+        if any(t is not None and _aware(t) <= now for t in (row.revoked_at, row.expires_at)):
             return None
         return row
 

@@ -31,6 +31,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import routing
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
 
@@ -216,21 +217,46 @@ def startup_problems(settings: Settings) -> list[str]:
     return problems
 
 
-def rule_of(route: APIRoute) -> Rule | None:
-    """The rule a route declares: the first dependency (at any depth) made by `require`/`public`."""
-    stack = [route.dependant]
+@dataclass(frozen=True)
+class RouteInfo:
+    """An API route as the app serves it (prefixes of included routers applied)."""
+
+    path: str
+    methods: frozenset[str]
+    rule: Rule | None
+
+
+def _rule_in(dependant: Any, extra: Iterable[Any] = ()) -> Rule | None:
+    """The first dependency (at any depth) made by `require`/`public`."""
+    stack = [dependant, *(getattr(d, "dependency", None) for d in extra)]
     while stack:
         dep = stack.pop()
-        rule = getattr(dep.call, RULE_ATTR, None)
+        if dep is None:
+            continue
+        rule = getattr(getattr(dep, "call", dep), RULE_ATTR, None)
         if isinstance(rule, Rule):
             return rule
-        stack.extend(dep.dependencies)
+        stack.extend(getattr(dep, "dependencies", None) or [])
     return None
 
 
+def api_routes(app: FastAPI) -> list[RouteInfo]:
+    """Every API route of the app, included routers flattened (FastAPI keeps them nested)."""
+    contexts: Iterable[Any] = routing.iter_route_contexts(app.routes) if hasattr(routing, "iter_route_contexts") \
+        else app.routes
+    out = []
+    for ctx in contexts:
+        original = getattr(ctx, "original_route", ctx)
+        if not isinstance(original, APIRoute):
+            continue
+        dependant = getattr(ctx, "dependant", None) or original.dependant
+        rule = _rule_in(dependant, getattr(ctx, "dependencies", None) or ()) or _rule_in(original.dependant)
+        out.append(RouteInfo(str(ctx.path), frozenset(ctx.methods or ()), rule))
+    return out
+
+
 def unruled_routes(app: FastAPI) -> list[str]:
-    return [f"{sorted(r.methods or [])} {r.path}" for r in app.routes
-            if isinstance(r, APIRoute) and rule_of(r) is None]
+    return [f"{sorted(r.methods)} {r.path}" for r in api_routes(app) if r.rule is None]
 
 
 # --- the per-process access object ------------------------------------------------------------------
@@ -249,7 +275,7 @@ class Access:
     def __post_init__(self) -> None:
         self.failures = RateLimiter(self.settings.auth_failures_per_min)
         self.writes = RateLimiter(self.settings.auth_writes_per_min)
-        self.links = RateLimiter(5)
+        self.links = RateLimiter(self.settings.auth_failures_per_min)  # sign-in mails per address
         self._config = {s: t.get_secret_value() for s, t in self.settings.ingest_sources.items()}
 
     @classmethod
