@@ -30,8 +30,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi import routing
+from fastapi import Depends, FastAPI, HTTPException, Request, routing
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
 
