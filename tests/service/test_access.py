@@ -42,7 +42,7 @@ async def seed_alert(app, clock) -> str:  # type: ignore[no-untyped-def]
 
 
 async def test_what_the_issue_did_anonymously_is_refused(notify_app):
-    app, clock, settings = notify_app
+    app, clock, _ = notify_app
     async with running(app, as_role=None) as (anon,):
         fp = await seed_alert(app, clock)
         op = bearer(app, "operator")
