@@ -20,6 +20,7 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import secrets
 import time
 from collections import deque
@@ -127,7 +128,7 @@ class RateLimiter:
         hits = self._recent(key)
         if len(hits) < self.limit:
             return None
-        return max(1, int(hits[0] + self.window - self.clock()) + 1)
+        return max(1, math.ceil(hits[0] + self.window - self.clock()))
 
     def hit(self, key: str) -> int | None:
         """Count a hit; seconds to wait if this one is over the limit."""

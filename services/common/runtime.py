@@ -160,12 +160,15 @@ def http_app(runtime: Runtime, title: str, *, start_broker: bool = True) -> Fast
 
 def serve(app_factory: Callable[[Settings], FastAPI], name: ServiceName, settings: Settings) -> None:
     configure_logging(settings.log_level, settings.log_json, service=name)
-    problems = startup_problems(settings)
+    refuse(name, startup_problems(settings))  # demo credentials would let anyone in
     app = app_factory(settings)
-    problems += [f"route without an access rule: {r}" for r in unruled_routes(app)]
-    if problems:  # refuse to serve: demo credentials or an unguarded route would be open to anyone
+    refuse(name, [f"route without an access rule: {r}" for r in unruled_routes(app)])
+    uvicorn.run(app, host=settings.http_host, port=settings.port_for(name), log_level="warning",
+                access_log=False)
+
+
+def refuse(name: ServiceName, problems: list[str]) -> None:
+    if problems:
         for problem in problems:
             log.error("refusing to start", problem=problem)
         raise SystemExit(f"{name}: refusing to start: " + "; ".join(problems))
-    uvicorn.run(app, host=settings.http_host, port=settings.port_for(name), log_level="warning",
-                access_log=False)
