@@ -52,7 +52,7 @@ def test_prometheus_scrapes_a_running_service(kafka, tmp_path, make_settings):
     port, prom_port = free_port(), free_port()
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap, "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite",
            "EXECWATCH_TOPIC_PREFIX": settings.topic_prefix, "EXECWATCH_INGEST_PORT": str(port),
-           "EXECWATCH_CONSUMER_SESSION_TIMEOUT_MS": "2000"}
+           "EXECWATCH_CONSUMER_SESSION_TIMEOUT_MS": "2000", "EXECWATCH_DEMO": "true"}  # it publishes with demo-token
     service = subprocess.Popen([sys.executable, "-m", "services.ingest"], env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     config = tmp_path / "prometheus.yml"

@@ -38,7 +38,7 @@ def test_signed_tokens_expire_and_are_bound_to_their_purpose_and_secret():
     assert verify("s" * 20, SESSION_PREFIX, token, NOW + timedelta(seconds=601)) is None  # expired
     assert verify("t" * 20, SESSION_PREFIX, token, NOW) is None  # another secret
     assert verify("s" * 20, LINK_PREFIX, token, NOW) is None  # a session is not a sign-in link
-    body, mac = token.removeprefix(SESSION_PREFIX).split(".")
+    _, mac = token.removeprefix(SESSION_PREFIX).split(".")
     tampered = sign("x", SESSION_PREFIX, {"sub": "운영자", "exp": NOW.timestamp() + 600}).split(".")[0] + "." + mac
     assert verify("s" * 20, SESSION_PREFIX, tampered, NOW) is None
 
