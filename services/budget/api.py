@@ -20,7 +20,7 @@ from sqlmodel import Session, col, select
 from contracts.money import UNIT_FACTORS
 from services.budget import domain, service
 from services.budget.store import BudgetAlert, BudgetAmendment, BudgetPlan, BudgetProgram, plan_of, series
-from services.common.auth import Reader
+from services.common.auth import Reader, office_scope
 from services.common.runtime import Runtime
 
 AMOUNT_FIELDS = ("original", "carried_over", "supplementary", "current_budget", "current", "committed", "spent",
@@ -267,6 +267,7 @@ def router(rt: Runtime, cfg: service.Config | None = None) -> APIRouter:
                        limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0),
                        unit: str | None = None, format: str | None = None) -> dict[str, Any] | Response:
         check_unit(unit)
+        office = office_scope(who, office)
         stmt = _programs_stmt(fiscal_year, office, division, status or level)
 
         def q() -> dict[str, Any]:

@@ -393,6 +393,15 @@ class Access:
         self.store.claim(claims, who.name)
 
 
+def office_scope(who: Identity, office: str | None) -> str | None:
+    """Staff read their own 실: a list they ask for is narrowed to it (another 실 is refused)."""
+    if who.role != Role.staff or not who.office:
+        return office
+    if office is not None and office != who.office:
+        raise HTTPException(403, f"staff read their own 실 ({who.office})")
+    return who.office
+
+
 def division_of(event: AnyEvent) -> str | None:
     division = getattr(event.payload, "division", None)
     return division if isinstance(division, str) and division else None

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query
 from sqlmodel import Session, col, func, select
 
-from services.common.auth import Reader
+from services.common.auth import Reader, office_scope
 from services.common.runtime import Runtime
 from services.programs import domain
 from services.programs.service import Clock, Config, open_alerts
@@ -82,6 +82,7 @@ def router(rt: Runtime, clock: Clock, cfg: Config | None = None) -> APIRouter:
                        limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)) -> dict[str, Any]:
         if status is not None and status not in STATUSES:
             raise HTTPException(422, f"status must be one of {', '.join(STATUSES)}")
+        office = office_scope(who, office)
 
         def q() -> dict[str, Any]:
             stmt = select(Program)

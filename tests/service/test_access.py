@@ -202,3 +202,24 @@ async def test_an_expired_or_forged_session_is_refused(notify_app):
     async with running(app, as_role=None) as (client,):
         for token in (old, forged):
             assert (await client.get("/v1/alerts", headers={"Authorization": f"Bearer {token}"})).status_code == 401
+
+
+async def test_staff_lists_are_narrowed_to_their_office(make_settings, sqlite_url):
+    from contracts import parse_event
+    from services.budget import service as budget_service
+    from services.budget.app import build as build_budget
+
+    app = build_budget(make_settings(database_url=sqlite_url), start_broker=False)
+    async with running(app, as_role=None) as (client,):
+        other = f.budget_line("P-X", division="관광정책과")
+        other["payload"]["office"] = "문화본부"
+        rt = app.state.runtime
+        budget_service.apply_batch(rt.db, budget_service.Config.from_settings(rt.settings),
+                                   [parse_event(f.budget_line()), parse_event(other)])
+        staff = bearer(app, "staff", name="김", divisions=["경제정책과"], office="경제실", email="kim@seoul.go.kr")
+        mine = (await client.get("/v1/budget/programs", headers=staff)).json()["items"]
+        assert [p["program_id"] for p in mine] == ["P-RND"]
+        elsewhere = await client.get("/v1/budget/programs", params={"office": "문화본부"}, headers=staff)
+        assert elsewhere.status_code == 403
+        everything = (await client.get("/v1/budget/programs", headers=bearer(app, "auditor"))).json()["items"]
+        assert [p["program_id"] for p in everything] == ["P-RND", "P-X"]
