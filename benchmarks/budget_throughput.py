@@ -134,7 +134,8 @@ async def budget_process(settings: Settings) -> AsyncIterator[None]:
            "DATABASE_URL": settings.database_url, "EXECWATCH_TOPIC_PREFIX": settings.topic_prefix,
            "EXECWATCH_BUDGET_PORT": str(port), "EXECWATCH_BUDGET_CONSUMER_GROUP": settings.budget_consumer_group,
            "EXECWATCH_CONSUMER_SESSION_TIMEOUT_MS": str(settings.consumer_session_timeout_ms),
-           "EXECWATCH_CONSUMER_BATCH_SIZE": str(settings.consumer_batch_size), "EXECWATCH_LOG_LEVEL": "WARNING"}
+           "EXECWATCH_CONSUMER_BATCH_SIZE": str(settings.consumer_batch_size), "EXECWATCH_LOG_LEVEL": "WARNING",
+           "EXECWATCH_DEMO": "true"}  # default (demo) secrets accepted
     proc = subprocess.Popen([sys.executable, "-m", "services.budget"], env=env)
     try:
         await asyncio.to_thread(wait_for_port, "127.0.0.1", port, 60)

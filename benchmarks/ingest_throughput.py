@@ -70,7 +70,7 @@ def main() -> int:
     port, prefix = free_port(), f"bench{uuid.uuid4().hex[:6]}."
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "EXECWATCH_TOPIC_PREFIX": prefix,
            "DATABASE_URL": args.db or f"sqlite:///{work}/ingest.db", "EXECWATCH_INGEST_PORT": str(port),
-           "EXECWATCH_LOG_LEVEL": "WARNING"}
+           "EXECWATCH_LOG_LEVEL": "WARNING", "EXECWATCH_DEMO": "true"}  # publishes with demo-token
     service = subprocess.Popen([sys.executable, "-m", "services.ingest"], env=env)
     try:
         wait_for_port("127.0.0.1", port, 60)

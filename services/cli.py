@@ -8,6 +8,7 @@
     execwatch db upgrade|revision    Alembic migrations per service
     execwatch deadletter list        what was set aside, by which service, and why
     execwatch notify redrive         send failed alert mails (and webhooks) again
+    execwatch keys create|list|revoke|rotate|grant   API keys and publishing rights
     execwatch smtp-sink              a local mail server that prints what it receives
 """
 
@@ -81,6 +82,9 @@ def _db(args: argparse.Namespace) -> int:
             url = settings.database_url_for(service)
             upgrade(url, service)
             print(f"{service}: upgraded {redacted(url)}")
+        if not args.service:  # the access tables every service reads
+            upgrade(settings.auth_db_url, "auth")
+            print(f"auth: upgraded {redacted(settings.auth_db_url)}")
         return 0
     if not args.service or not args.message:
         print("db revision needs SERVICE and -m MESSAGE", file=sys.stderr)
@@ -129,6 +133,10 @@ def _notify(args: argparse.Namespace) -> int:
     print("the running notify service sends them within seconds; `GET /v1/notifications?status=failed` shows "
           "what is still failing")
     return 0
+def _keys(args: argparse.Namespace) -> int:
+    from services.auth.cli import run
+
+    return run(args)
 
 
 def _smtp_sink(args: argparse.Namespace) -> int:
@@ -218,6 +226,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["redrive"])
     p.add_argument("--id", type=int, action="append", help="only this delivery id (repeatable)")
     p.set_defaults(func=_notify)
+    p = sub.add_parser("keys", help="API keys: create, list, revoke, rotate; grant publishing rights",
+                       description="Keys are printed once and stored hashed; every change is audited. "
+                                   "See docs/security.md.")
+    from services.auth.cli import add_arguments as add_key_arguments
+
+    add_key_arguments(p)
+    p.set_defaults(func=_keys)
 
     p = sub.add_parser("smtp-sink", help="a local SMTP server that prints and keeps what it receives")
     p.add_argument("--port", type=int, default=1025)

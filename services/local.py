@@ -8,6 +8,7 @@ through ingest. Ctrl-C stops everything.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -15,9 +16,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from services.auth.store import KeyStore
 from services.common.db import redacted, upgrade
 from services.common.embedded import EmbeddedBroker, MailSink
 from services.common.messaging import ensure_topics
@@ -63,13 +66,12 @@ def run_local(demo: bool = False, workdir: str = "var", clock: str | None = None
         if demo and not clock and not env.get("EXECWATCH_CLOCK"):
             clock = "2025-02-15"  # the seed reports speak of early 2025: judge schedules as of then
         if demo:
-            env["EXECWATCH_DEMO"] = "true"  # the demo's own tokens and signing secret are allowed
-        elif not env.get("EXECWATCH_NOTIFY_ACK_SECRET"):
-            env["EXECWATCH_NOTIFY_ACK_SECRET"] = _local_secret(work / "ack-secret")
-        if demo:
+            env["EXECWATCH_DEMO"] = "true"  # demo tokens and secrets are accepted only so
             # Show mail within seconds, whatever the hour: staff defaults wait 30 s and hold at night.
             env.setdefault("EXECWATCH_NOTIFY_GROUP_WAIT_S", "5")
             env.setdefault("EXECWATCH_NOTIFY_QUIET_HOURS", "false")
+        else:
+            _real_secrets(env, work)
         if clock:
             env["EXECWATCH_CLOCK"] = clock
             print(f"• Clock: programs judge schedules as of {clock}")
@@ -81,6 +83,7 @@ def run_local(demo: bool = False, workdir: str = "var", clock: str | None = None
         ensure_topics(settings.kafka_bootstrap_servers, settings.topic_prefix)
         for service in SERVICES:  # one at a time: SQLite prefers a single migrating writer
             upgrade(settings.database_url_for(service), service)
+        upgrade(settings.auth_db_url, "auth")
         for service in SERVICES:
             log = open(work / "logs" / f"{service}.log", "ab")  # noqa: SIM115 (closed with the process)
             children[service] = subprocess.Popen([sys.executable, "-m", f"services.{service}"], env=env,
@@ -94,7 +97,7 @@ def run_local(demo: bool = False, workdir: str = "var", clock: str | None = None
             print(f"  {service:9} {base}:{port}/docs   metrics {base}:{port}/metrics")
         print(f"  logs      {work / 'logs'}\n")
         if demo:
-            _demo(settings, f"{base}:{settings.ingest_port}", f"{base}:{settings.port_for('budget')}")
+            _demo(settings, f"{base}:{settings.ingest_port}", f"{base}:{settings.port_for('budget')}", work)
         print("Press Ctrl-C to stop.")
         while True:
             for name, proc in children.items():
@@ -121,28 +124,66 @@ def run_local(demo: bool = False, workdir: str = "var", clock: str | None = None
             broker.stop()
 
 
-def _local_secret(path: Path) -> str:
-    """A signing secret for a local run without --demo: made once, kept in the work folder (owner
-    only) so acknowledge links stay valid across restarts."""
-    if not path.exists():
-        path.write_text(secrets.token_hex(32))
-        path.chmod(0o600)
-    return path.read_text().strip()
+def _real_secrets(env: dict[str, str], work: Path) -> None:
+    """Outside the demo the built-in tokens and secrets are refused: a local run without its own
+    gets random secrets, made once and kept in the work folder (owner only) so links and sessions
+    survive a restart, and no configured publishers (make keys: `execwatch keys`)."""
+    for name in ("EXECWATCH_AUTH_SECRET", "EXECWATCH_NOTIFY_ACK_SECRET", "EXECWATCH_WEB_SESSION_SECRET"):
+        if not env.get(name):
+            path = work / "secrets" / name.lower()
+            if not path.exists():
+                path.parent.mkdir(mode=0o700, exist_ok=True)
+                path.write_text(secrets.token_urlsafe(32))
+                path.chmod(0o600)
+                print(f"• {name} not set: made one, kept in {path}")
+            env[name] = path.read_text().strip()
+    env.setdefault("EXECWATCH_INGEST_SOURCES", "{}")
 
 
-def _demo(settings: Settings, ingest_url: str, budget_url: str) -> None:
+DEMO_STAFF_DIVISION, DEMO_STAFF_OFFICE = "경제정책과", "경제실"
+
+
+def demo_identities(settings: Settings, workdir: Path) -> dict[str, dict[str, str | None]]:
+    """The demo's own identities: the importer (every 과), a 팀장 of one 과, an operator. Saved
+    (mode 600) in the work directory as well, for scripts."""
+    store = KeyStore(settings.auth_db_url)
+    made: dict[str, dict[str, str | None]] = {}
+    specs: list[tuple[str, str, dict[str, Any]]] = [
+        ("importer", "report-importer", {"role": "system", "divisions": ["*"]}),
+        ("staff", "데모 팀장", {"role": "staff", "divisions": [DEMO_STAFF_DIVISION], "office": DEMO_STAFF_OFFICE,
+                              "title": "팀장", "email": f"demo-lead@{settings.mail_domains[0]}"}),
+        ("operator", "demo-operator", {"role": "operator"}),
+    ]
+    for label, name, fields in specs:
+        row, key = store.create(name=name, created_by="execwatch up --demo", note="demo", **fields)
+        made[label] = {"name": name, "role": row.role, "divisions": ",".join(row.divisions) or None, "key": key}
+    store.dispose()
+    path = workdir / "demo-keys.json"
+    path.write_text(json.dumps(made, ensure_ascii=False, indent=2), "utf-8")
+    path.chmod(0o600)
+    return made
+
+
+def _demo(settings: Settings, ingest_url: str, budget_url: str, workdir: Path) -> None:
     from services.ingest.importer.cli import import_files
     from services.ingest.importer.verify import render_verification, verify_documents
+
+    made = demo_identities(settings, workdir)
+    print("demo identities (demo only; saved in demo-keys.json):")
+    for label, who in made.items():
+        rights = f" 과={who['divisions']}" if who["divisions"] else ""
+        print(f"  {label:9} {who['name']} ({who['role']}{rights})  Authorization: Bearer {who['key']}")
 
     seeds = Path(os.environ.get("EXECWATCH_SEEDS", DEFAULT_SEEDS))
     files = sorted(seeds.glob("*.txt"))
     if not files:
         print(f"demo: no seed reports in {seeds}; set EXECWATCH_SEEDS", file=sys.stderr)
         return
-    token = settings.ingest_sources["report-importer"].get_secret_value()
+    token = made["importer"]["key"] or ""
     print(f"demo: importing {len(files)} reports from {seeds} through {ingest_url}")
     summary = import_files(files, ingest_url=ingest_url, token=token, source="report-importer")
     # The check that the view staff read equals the reports it came from (소계 per 과, 계).
-    for line in render_verification(verify_documents(summary.documents, budget_url, timeout=120)):
+    reader = made["operator"]["key"] or ""
+    for line in render_verification(verify_documents(summary.documents, budget_url, timeout=120, token=reader)):
         print(line)
     print("demo: imported; alert emails are printed below as notify sends them\n")

@@ -27,6 +27,7 @@ from contracts.money import UNIT_FACTORS
 from services.budget import queries, service
 from services.budget.queries import PROGRAM_COLUMNS, Scope, Sort, Status
 from services.budget.store import BudgetProgram
+from services.common.auth import Reader, office_scope
 from services.common.runtime import Runtime
 
 AMOUNT_FIELDS = ("original", "carried_over", "supplementary", "current_budget", "current", "committed", "spent",
@@ -103,7 +104,8 @@ def router(rt: Runtime, cfg: service.Config | None = None) -> APIRouter:
     config = cfg or service.Config.from_settings(rt.settings)
 
     @api.get("/summary", response_model=None)
-    async def summary(request: Request, fiscal_year: int = Query(ge=2000, le=2100), as_of: date | None = None,
+    async def summary(who: Reader, request: Request, fiscal_year: int = Query(ge=2000, le=2100),
+                      as_of: date | None = None,
                       account: AccountFilter | None = Query(
                           None, description="one account only; default: the 세출 (everything but 기금)"),
                       unit: str | None = None, format: str | None = None) -> dict[str, Any] | Response:
@@ -130,13 +132,14 @@ def router(rt: Runtime, cfg: service.Config | None = None) -> APIRouter:
         return exact(data)  # type: ignore[no-any-return]
 
     @api.get("/programs", response_model=None)
-    async def programs(request: Request, fiscal_year: int | None = None, office: str | None = None,
+    async def programs(who: Reader, request: Request, fiscal_year: int | None = None, office: str | None = None,
                        division: str | None = None, status: Status | None = None,
                        level: Literal["ok", "warning", "critical"] | None = None, scope: Scope | None = None,
                        account: AccountFilter | None = None, sort: Sort = "program_id",
                        limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0),
                        unit: str | None = None, format: str | None = None) -> dict[str, Any] | Response:
         check_unit(unit)
+        office = office_scope(who, office)
         stmt = queries.programs_stmt(fiscal_year, office, division, status or level, scope, account)
 
         def q() -> dict[str, Any]:
@@ -152,7 +155,7 @@ def router(rt: Runtime, cfg: service.Config | None = None) -> APIRouter:
 
     # `:path` so ids with "/" reach the handler; it is the last route under /programs.
     @api.get("/programs/{program_id:path}", response_model=None)
-    async def program(request: Request, program_id: str, fiscal_year: int | None = None,
+    async def program(who: Reader, request: Request, program_id: str, fiscal_year: int | None = None,
                       as_of: date | None = Query(None, description="the program as it stood on this date"),
                       unit: str | None = None, format: str | None = None) -> dict[str, Any] | Response:
         check_unit(unit)
@@ -174,7 +177,7 @@ def router(rt: Runtime, cfg: service.Config | None = None) -> APIRouter:
         return exact(found)  # type: ignore[no-any-return]
 
     @api.get("/unlinked")
-    async def unlinked(fiscal_year: int | None = None, limit: int = Query(100, ge=1, le=1000),
+    async def unlinked(who: Reader, fiscal_year: int | None = None, limit: int = Query(100, ge=1, le=1000),
                        offset: int = Query(0, ge=0)) -> dict[str, Any]:
         """Report sections that could not be linked to a 세부사업 of record: listed for review,
         held out of every total until an alias links them."""
@@ -186,7 +189,7 @@ def router(rt: Runtime, cfg: service.Config | None = None) -> APIRouter:
         return exact(await asyncio.to_thread(q))  # type: ignore[no-any-return]
 
     @api.get("/unknown-programs")
-    async def unknown_programs(fiscal_year: int | None = None, limit: int = Query(100, ge=1, le=1000),
+    async def unknown_programs(who: Reader, fiscal_year: int | None = None, limit: int = Query(100, ge=1, le=1000),
                                offset: int = Query(0, ge=0)) -> dict[str, Any]:
         """Programs that report execution but have no budget line: kept, not dropped; their
         numbers join the rollups when the line arrives."""

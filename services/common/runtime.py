@@ -21,6 +21,7 @@ from faststream.specification import AsyncAPI
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy.exc import OperationalError
 
+from services.common.auth import PUBLIC, install, startup_problems, unruled_routes
 from services.common.db import Database, redacted, upgrade
 from services.common.logging import configure_logging, get_logger
 from services.common.messaging import ensure_topics, make_broker
@@ -141,6 +142,7 @@ def http_app(runtime: Runtime, title: str, *, start_broker: bool = True) -> Fast
     app = FastAPI(title=title, lifespan=lifespan, version="1.0.0")
     app.state.runtime = runtime
     instrument_http(app, runtime.registry)
+    install(app, runtime.settings, runtime.name)
 
     @app.exception_handler(OperationalError)
     async def database_unavailable(_: Request, exc: OperationalError) -> JSONResponse:
@@ -149,7 +151,7 @@ def http_app(runtime: Runtime, title: str, *, start_broker: bool = True) -> Fast
         return JSONResponse(status_code=503, headers={"Retry-After": "5"},
                             content={"error": "database unavailable; nothing was stored, retry later"})
 
-    @app.get("/healthz", tags=["ops"])
+    @app.get("/healthz", tags=["ops"], dependencies=[PUBLIC])
     async def healthz(response: Response) -> dict[str, Any]:
         db_ok = await asyncio.to_thread(runtime.db.ping)
         broker_ok = await runtime.broker.ping(timeout=2.0)
@@ -157,11 +159,11 @@ def http_app(runtime: Runtime, title: str, *, start_broker: bool = True) -> Fast
             response.status_code = 503
         return {"service": runtime.name, "database": db_ok, "broker": broker_ok}
 
-    @app.get("/metrics", tags=["ops"])
+    @app.get("/metrics", tags=["ops"], dependencies=[PUBLIC])
     async def metrics() -> Response:
         return Response(runtime.metrics_text(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/asyncapi.json", tags=["ops"])
+    @app.get("/asyncapi.json", tags=["ops"], dependencies=[PUBLIC])
     async def asyncapi() -> dict[str, Any]:
         return runtime.asyncapi()
 
@@ -170,7 +172,16 @@ def http_app(runtime: Runtime, title: str, *, start_broker: bool = True) -> Fast
 
 def serve(app_factory: Callable[[Settings], FastAPI], name: ServiceName, settings: Settings) -> None:
     configure_logging(settings.log_level, settings.log_json, service=name)
+    refuse(name, startup_problems(settings))  # demo credentials would let anyone in
     app = app_factory(settings)
+    refuse(name, [f"route without an access rule: {r}" for r in unruled_routes(app)])
     # log_config=None: uvicorn's loggers keep the JSON handler configure_logging installed.
     uvicorn.run(app, host=settings.http_host, port=settings.port_for(name), log_level="info",
                 access_log=False, log_config=None)
+
+
+def refuse(name: ServiceName, problems: list[str]) -> None:
+    if problems:
+        for problem in problems:
+            log.error("refusing to start", problem=problem)
+        raise SystemExit(f"{name}: refusing to start: " + "; ".join(problems))

@@ -20,6 +20,11 @@ DEMO_ACK_SECRET = "execwatch-ack"
 ServiceName = Literal["ingest", "budget", "programs", "notify"]
 SERVICES: tuple[ServiceName, ...] = ("ingest", "budget", "programs", "notify")
 
+# Values that ship in the code: fine for the demo, refused by a real start (services.common.auth).
+DEMO_AUTH_SECRET = "execwatch-demo-secret"
+DEMO_ACK_SECRET = "execwatch-ack"
+DEMO_TOKENS = frozenset({"demo-token", "importer-token", "change-me", "change-me-too"})
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EXECWATCH_", env_file=".env", extra="ignore")
@@ -195,6 +200,20 @@ class Settings(BaseSettings):
     web_demo_sign_in: bool = Field(default=True, description="offer the demo sign-in page (choose a person)")
     web_timeout_s: float = Field(default=5.0, gt=0, description="per request to a read API")
 
+    # --- access (docs/security.md) ------------------------------------------------------------------
+    auth_database_url: str | None = Field(
+        default=None, description="where API keys, audit log and login-link use live; unset: DATABASE_URL")
+    auth_secret: SecretStr = Field(default=SecretStr(DEMO_AUTH_SECRET),
+                                   description="signs staff sessions and sign-in links (demo value refused)")
+    auth_session_ttl_s: int = Field(default=8 * 3600, ge=60, description="a staff session lasts this long")
+    auth_login_ttl_s: int = Field(default=900, ge=60, description="a sign-in link is valid this long, once")
+    auth_failures_per_min: int = Field(default=10, ge=1,
+                                       description="failed authentications per credential and per address")
+    auth_writes_per_min: int = Field(default=120, ge=1, description="write requests per identity and per address")
+    mail_domains: list[str] = Field(
+        default_factory=lambda: ["seoul.go.kr", "seoul.example"],
+        description="JSON list: contacts in events may only have addresses in these domains (or subdomains)")
+
     @field_validator("ingest_sources", mode="before")
     @classmethod
     def _sources_from_json(cls, value: object) -> object:
@@ -203,6 +222,11 @@ class Settings(BaseSettings):
     def database_url_for(self, service: ServiceName) -> str:
         specific: str | None = getattr(self, f"{service}_database_url")
         return specific or self.database_url
+
+    @property
+    def auth_db_url(self) -> str:
+        """Every service reads identities from here; by default the one shared database."""
+        return self.auth_database_url or self.database_url
 
     def port_for(self, service: ServiceName) -> int:
         port: int = getattr(self, f"{service}_port")

@@ -42,6 +42,11 @@ class Worker:
             wait = interval if not failures else min(max_backoff, interval * 2 ** min(failures, 10))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=wait)
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # Python 3.11's wait_for drops a cancel that lands as the event is set (a wake just
+                # before shutdown): honour it, or the service never stops.
+                raise asyncio.CancelledError
 
 async def every(interval: float, job: Callable[[], Awaitable[object]], name: str) -> None:
     """Run `job` every `interval` seconds for ever; a failing round is logged and the next one tried."""

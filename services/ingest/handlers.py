@@ -15,6 +15,7 @@ from faststream.kafka.message import KafkaMessage
 
 from contracts import AnyEvent
 from contracts.topics import INBOUND
+from services.common.auth import Access, Role, contact_problems
 from services.common.consumer import batch_subscriber, record_lag
 from services.common.db import OutboxRelay
 from services.common.messaging import Incoming, dead_letter, decode_batch, header, records_of
@@ -28,7 +29,7 @@ TOKEN_HEADER = "x-execwatch-token"
 def register(rt: Runtime, relay: OutboxRelay) -> None:
     broker: KafkaBroker = rt.broker
     settings = rt.settings
-    tokens = {s: t.get_secret_value() for s, t in settings.ingest_sources.items()}
+    access = Access.create(settings, "ingest")  # the same publisher check as the HTTP door
 
     @batch_subscriber(rt, [INBOUND.name], group_id="execwatch-ingest", title="ingest.inbound",
                       description="Envelopes from department systems; token in header x-execwatch-token")
@@ -41,13 +42,8 @@ def register(rt: Runtime, relay: OutboxRelay) -> None:
                 REJECTED.labels(path="kafka", reason="contract").inc()
                 await dead_letter(broker, settings, "ingest", item, "contract")
                 continue
-            source = domain.authenticate(tokens, header(item.record, TOKEN_HEADER))
-            problem = domain.publish_problem(item.event, source) if source else None
-            if source is None:
-                reason, label = "unknown or missing token", "auth"
-            elif problem is not None:
-                reason, label = f"{problem.field}: {problem.message}", "rights"
-            else:
+            reason, label = await asyncio.to_thread(_check, access, header(item.record, TOKEN_HEADER), item.event)
+            if not reason:
                 good.append(item.event)
                 continue
             REJECTED.labels(path="kafka", reason=label).inc()
@@ -57,3 +53,21 @@ def register(rt: Runtime, relay: OutboxRelay) -> None:
             ACCEPTED.labels(path="kafka").inc(len(accepted))
             relay.wake()
 
+
+
+def _check(access: Access, token: str | None, event: AnyEvent) -> tuple[str | None, str]:
+    """Why this record may not be accepted (reason, metric label), or (None, "") when it may."""
+    who = access.resolve(token) if token else None
+    if who is None or who.role not in (Role.system, Role.operator):
+        return "unknown or missing token", "auth"
+    problem = domain.publish_problem(event, who.name)
+    if problem is not None:
+        return f"{problem.field}: {problem.message}", "rights"
+    contacts = contact_problems([event], access.settings.mail_domains)
+    if contacts:
+        return f"{contacts[0][1]}: {contacts[0][2]}", "contract"
+    forbidden = access.publish_problems(who, [event])
+    if forbidden:
+        return f"key: {forbidden[0][1]}", "rights"
+    access.claim(who, [event])
+    return None, ""

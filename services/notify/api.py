@@ -13,8 +13,10 @@ from fastapi.responses import HTMLResponse
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
 from sqlmodel import col, select
 
+from services.common.auth import Public, Reader, StaffWriter, access_of
 from services.common.runtime import Runtime
 from services.notify import domain, links, service
+from services.notify.access import check_alert, check_existing_silence, check_silence, own_address, redact
 from services.notify.render import Renderer
 from services.notify.store import NotifyAlert, NotifyDelivery, NotifyGroup, NotifyMember, NotifySilence, aware
 
@@ -39,12 +41,12 @@ class SilenceIn(BaseModel):
     matchers: list[MatcherIn] = Field(min_length=1)
     starts_at: AwareDatetime | None = None
     ends_at: AwareDatetime
-    created_by: str = Field(min_length=1, max_length=100)
+    created_by: str | None = Field(default=None, max_length=100, description="ignored: the signed-in caller")
     comment: str = Field(min_length=1)
 
 
 class AckIn(BaseModel):
-    by: str = Field(min_length=1, max_length=100)
+    by: str | None = Field(default=None, max_length=100, description="ignored: the signed-in caller is recorded")
     comment: str | None = None
 
 
@@ -55,6 +57,7 @@ def _iso(value: datetime | None) -> str | None:
 
 def _delivery(d: NotifyDelivery) -> dict[str, Any]:
     out = d.model_dump(exclude={"body_html", "payload"})
+    out["body_text"] = redact(d.body_text)
     for k in ("created_at", "sent_at", "alert_at", "next_attempt_at", "read_at"):
         out[k] = _iso(getattr(d, k))
     return out
@@ -88,10 +91,12 @@ def router(rt: Runtime, notifier: service.Notifier, renderer: Renderer | None = 
     api = APIRouter(prefix="/v1", tags=["notify"])
 
     @api.get("/notifications")
-    async def notifications(recipient: str | None = None,
+    async def notifications(who: Reader, recipient: str | None = None,
                             status: str | None = Query(None, description="pending, sent, failed"),
                             outcome: str | None = None, channel: str | None = None,
                             limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)) -> dict[str, Any]:
+        recipient = own_address(who, recipient)
+
         def q() -> dict[str, Any]:
             stmt = select(NotifyDelivery)
             if recipient:
@@ -107,8 +112,11 @@ def router(rt: Runtime, notifier: service.Notifier, renderer: Renderer | None = 
         return await asyncio.to_thread(q)
 
     @api.get("/inbox/{recipient}")
-    async def inbox(recipient: str, unread: bool = False, limit: int = Query(50, ge=1, le=500)) -> dict[str, Any]:
+    async def inbox(who: Reader, recipient: str, unread: bool = False,
+                    limit: int = Query(50, ge=1, le=500)) -> dict[str, Any]:
         """What one person was told, newest first (the inbox channel)."""
+        own_address(who, recipient)
+
         def q() -> dict[str, Any]:
             stmt = select(NotifyDelivery).where(NotifyDelivery.address == recipient, NotifyDelivery.channel == "inbox")
             if unread:
@@ -116,12 +124,14 @@ def router(rt: Runtime, notifier: service.Notifier, renderer: Renderer | None = 
             with rt.db.read() as s:
                 rows = s.exec(stmt.order_by(col(NotifyDelivery.id).desc()).limit(limit)).all()
                 return {"recipient": recipient, "unread": sum(1 for r in rows if r.read_at is None),
-                        "items": [{**_delivery(r), "body_html": r.body_html} for r in rows]}
+                        "items": [{**_delivery(r), "body_html": redact(r.body_html)} for r in rows]}
 
         return await asyncio.to_thread(q)
 
     @api.post("/inbox/{recipient}/{delivery_id}/read")
-    async def mark_read(recipient: str, delivery_id: int) -> dict[str, Any]:
+    async def mark_read(who: StaffWriter, recipient: str, delivery_id: int) -> dict[str, Any]:
+        own_address(who, recipient)
+
         def w() -> dict[str, Any] | None:
             with rt.db.unit_of_work() as s:
                 d = s.get(NotifyDelivery, delivery_id)
@@ -138,7 +148,7 @@ def router(rt: Runtime, notifier: service.Notifier, renderer: Renderer | None = 
         return out
 
     @api.get("/alerts")
-    async def alerts(status: str | None = Query("firing", description="firing, resolved, or empty for all")
+    async def alerts(who: Reader, status: str | None = Query("firing", description="firing, resolved, or empty for all")
                      ) -> dict[str, Any]:
         def q() -> dict[str, Any]:
             states = notifier.alert_states(status or None)
@@ -169,10 +179,12 @@ def router(rt: Runtime, notifier: service.Notifier, renderer: Renderer | None = 
         return await asyncio.to_thread(q)
 
     @api.post("/alerts/{fingerprint}/ack")
-    async def ack(fingerprint: str, body: AckIn) -> dict[str, Any]:
-        row = await asyncio.to_thread(notifier.ack, fingerprint, body.by, body.comment)
+    async def ack(request: Request, who: StaffWriter, fingerprint: str, body: AckIn) -> dict[str, Any]:
+        await asyncio.to_thread(check_alert, who, rt.db, fingerprint)
+        row = await asyncio.to_thread(notifier.ack, fingerprint, who.label, body.comment)
         if row is None:
             raise HTTPException(404, "no such alert")
+        await access_of(request).audit(request, who, "alert.ack", fingerprint, comment=body.comment)
         return {"fingerprint": fingerprint, "status": row.status, "acked_at": _iso(row.acked_at),
                 "acked_by": row.acked_by}
 
@@ -189,7 +201,7 @@ def router(rt: Runtime, notifier: service.Notifier, renderer: Renderer | None = 
             return _page(exc.reason)
 
     @api.get("/ack", response_class=HTMLResponse)
-    async def ack_page(token: Annotated[str, Query(max_length=4000)]) -> Response:
+    async def ack_page(who: Public, token: Annotated[str, Query(max_length=4000)]) -> Response:
         """The link in the mail opens a confirmation page; it acknowledges nothing (mail scanners
         and previews open links too). Its form POSTs to the same URL."""
         claims = _claims(token)
@@ -201,22 +213,25 @@ def router(rt: Runtime, notifier: service.Notifier, renderer: Renderer | None = 
         return _page("confirm", alert=row, claims=claims, action=f"ack?token={token}")
 
     @api.post("/ack", response_class=HTMLResponse)
-    async def ack_confirm(request: Request, token: Annotated[str, Query(max_length=4000)]) -> Response:
-        """The confirmation page's form: acknowledges as the recipient the link was sent to."""
+    async def ack_confirm(request: Request, who: Public, token: Annotated[str, Query(max_length=4000)]) -> Response:
+        """The confirmation page's form: acknowledges as the signed-in person, else as the recipient the
+        link was sent to (the signed link is the credential: the rule is the token)."""
         claims = _claims(token)
         if isinstance(claims, HTMLResponse):
             return claims
         body = await request.body()
         form = parse_qs(body[:16_384].decode("utf-8", "replace"))
         comment = " ".join((form.get("comment") or [""])[0].split())[:MAX_COMMENT] or None
-        who = f"{domain.header_text(claims.name, 40)} <{claims.address}>" if claims.name else claims.address
-        row = await asyncio.to_thread(notifier.ack, claims.fingerprint, who, comment)
+        recipient = f"{domain.header_text(claims.name, 40)} <{claims.address}>" if claims.name else claims.address
+        by = who.label if who else recipient
+        row = await asyncio.to_thread(notifier.ack, claims.fingerprint, by, comment)
         if row is None:
             return _page("missing")
+        await access_of(request).audit(request, who, "alert.ack", claims.fingerprint, by=by, via="mail link")
         return _page("done", alert=row, claims=claims, message=row.ack_comment)
 
     @api.get("/silences")
-    async def silences(state: Literal["active", "pending", "expired"] | None = None) -> dict[str, Any]:
+    async def silences(who: Reader, state: Literal["active", "pending", "expired"] | None = None) -> dict[str, Any]:
         def q() -> dict[str, Any]:
             now = service.utc(notifier.clock())
             with rt.db.read() as s:
@@ -227,20 +242,25 @@ def router(rt: Runtime, notifier: service.Notifier, renderer: Renderer | None = 
         return await asyncio.to_thread(q)
 
     @api.post("/silences", status_code=201)
-    async def create_silence(body: SilenceIn) -> dict[str, Any]:
+    async def create_silence(request: Request, who: StaffWriter, body: SilenceIn) -> dict[str, Any]:
+        check_silence(who, [m.model_dump() for m in body.matchers])
         starts = body.starts_at or notifier.clock()
         if body.ends_at <= starts:
             raise HTTPException(422, "ends_at must be after starts_at")
         row = await asyncio.to_thread(
             notifier.create_silence, [domain.Matcher(m.name, m.value, m.op) for m in body.matchers],
-            body.starts_at, body.ends_at, body.created_by, body.comment)
+            body.starts_at, body.ends_at, who.label, body.comment)
+        await access_of(request).audit(request, who, "silence.create", row.id, matchers=row.matchers,
+                                       ends_at=_iso(row.ends_at), comment=body.comment)
         return _silence(row, service.utc(notifier.clock()))
 
     @api.delete("/silences/{silence_id}")
-    async def expire_silence(silence_id: str) -> dict[str, Any]:
+    async def expire_silence(request: Request, who: StaffWriter, silence_id: str) -> dict[str, Any]:
+        await asyncio.to_thread(check_existing_silence, who, rt.db, silence_id)
         row = await asyncio.to_thread(notifier.expire_silence, silence_id)
         if row is None:
             raise HTTPException(404, "no such silence")
+        await access_of(request).audit(request, who, "silence.expire", silence_id)
         return _silence(row, service.utc(notifier.clock()))
 
     return api

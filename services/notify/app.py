@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from services.common.db import OutboxRelay, utcnow
 from services.common.runtime import Runtime, http_app, serve
 from services.common.settings import DEMO_ACK_SECRET, Settings, get_settings
-from services.notify import api, handlers, links, routing, service
+from services.notify import api, auth_api, handlers, links, routing, service
 from services.notify.domain import Recipient
 from services.notify.render import Renderer
 from services.notify.store import NotifyOutbox
@@ -70,6 +70,7 @@ def build(settings: Settings, *, start_broker: bool = True, clock: service.Clock
     app = http_app(rt, "execwatch notify", start_broker=start_broker)
     app.state.notifier, app.state.dispatcher, app.state.relay = notifier, dispatcher, relay
     app.include_router(api.router(rt, notifier, renderer))
+    app.include_router(auth_api.router(rt))
     return app
 
 

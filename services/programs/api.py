@@ -14,6 +14,7 @@ from fastapi import APIRouter, HTTPException, Query
 from sqlmodel import Session, col, func, select
 
 from contracts.programs import ProgramKind
+from services.common.auth import Reader, office_scope
 from services.common.runtime import Runtime
 from services.programs import domain
 from services.programs.service import Clock, Config, open_alerts
@@ -80,7 +81,7 @@ def router(rt: Runtime, clock: Clock, cfg: Config | None = None) -> APIRouter:
     api = APIRouter(prefix="/v1/programs", tags=["programs"])
 
     @api.get("")
-    async def programs(division: str | None = None, office: str | None = None,
+    async def programs(who: Reader, division: str | None = None, office: str | None = None,
                        status: str | None = Query(None, description=" | ".join(STATUSES)),
                        fiscal_year: int | None = None,
                        kind: ProgramKind | None = Query(None, description="program | part | action_item"),
@@ -88,6 +89,7 @@ def router(rt: Runtime, clock: Clock, cfg: Config | None = None) -> APIRouter:
                        limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)) -> dict[str, Any]:
         if status is not None and status not in STATUSES:
             raise HTTPException(422, f"status must be one of {', '.join(STATUSES)}")
+        office = office_scope(who, office)
 
         def q() -> dict[str, Any]:
             stmt = select(Program)
@@ -125,7 +127,7 @@ def router(rt: Runtime, clock: Clock, cfg: Config | None = None) -> APIRouter:
         return await asyncio.to_thread(q)
 
     @api.get("/overdue")
-    async def overdue(division: str | None = None) -> dict[str, Any]:
+    async def overdue(who: Reader, division: str | None = None) -> dict[str, Any]:
         def q() -> dict[str, Any]:
             today = clock()
             with rt.db.read() as s:
@@ -134,7 +136,7 @@ def router(rt: Runtime, clock: Clock, cfg: Config | None = None) -> APIRouter:
         return await asyncio.to_thread(q)
 
     @api.get("/upcoming")
-    async def upcoming(days: int = Query(14, ge=0, le=366), division: str | None = None) -> dict[str, Any]:
+    async def upcoming(who: Reader, days: int = Query(14, ge=0, le=366), division: str | None = None) -> dict[str, Any]:
         def q() -> dict[str, Any]:
             today = clock()
             with rt.db.read() as s:
@@ -144,7 +146,7 @@ def router(rt: Runtime, clock: Clock, cfg: Config | None = None) -> APIRouter:
         return await asyncio.to_thread(q)
 
     @api.get("/review")
-    async def review(division: str | None = None) -> dict[str, Any]:
+    async def review(who: Reader, division: str | None = None) -> dict[str, Any]:
         """Milestones whose schedule text could not be judged, kept verbatim for staff; then programs
         registered without a division (unassigned), to be assigned to a 과."""
         def q() -> dict[str, Any]:
@@ -170,7 +172,7 @@ def router(rt: Runtime, clock: Clock, cfg: Config | None = None) -> APIRouter:
     # Ids contain "/" (`경제정책과/서울기업지원센터운영`): `:path` takes the rest of the path, encoded
     # or not. Declared last, so /overdue, /upcoming and /review keep their own routes.
     @api.get("/{program_id:path}")
-    async def program(program_id: str) -> dict[str, Any]:
+    async def program(who: Reader, program_id: str) -> dict[str, Any]:
         def q() -> dict[str, Any] | None:
             today = clock()
             with rt.db.read() as s:

@@ -3,6 +3,7 @@ alert mail arrives, and Ctrl-C stops every process it started."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -29,8 +30,11 @@ def test_up_demo_delivers_mail_and_stops_cleanly(tmp_path: Path, seeds: Path) ->
             assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
             time.sleep(1)
         assert any(mail.glob("*.eml")), "no alert mail within 3 minutes"
-        budget = httpx.get(f"http://127.0.0.1:{ports['EXECWATCH_BUDGET_PORT']}/v1/budget/summary",
-                           params={"fiscal_year": 2025}, timeout=10).json()
+        url = f"http://127.0.0.1:{ports['EXECWATCH_BUDGET_PORT']}/v1/budget/summary"
+        assert httpx.get(url, params={"fiscal_year": 2025}, timeout=10).status_code == 401  # reads need a key
+        keys = json.loads((tmp_path / "demo-keys.json").read_text("utf-8"))
+        budget = httpx.get(url, params={"fiscal_year": 2025}, timeout=10,
+                           headers={"Authorization": f"Bearer {keys['operator']['key']}"}).json()
         assert budget["total"]["programs"] > 50  # the January report's programs are in the view
         first = sorted(mail.glob("*.eml"))[0].read_bytes()
         assert b"Subject:" in first
@@ -38,6 +42,6 @@ def test_up_demo_delivers_mail_and_stops_cleanly(tmp_path: Path, seeds: Path) ->
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
-    assert "execwatch is up" in out and "demo: imported" in out
+    assert "execwatch is up" in out and "demo: imported" in out and "demo identities" in out
     leftover = subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True, text=True).stdout.split()
     assert leftover == [], f"processes left running: {leftover}"

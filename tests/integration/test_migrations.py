@@ -8,6 +8,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlmodel import SQLModel
 
+import services.auth.store
 import services.budget.store
 import services.ingest.store
 import services.notify.store
@@ -16,7 +17,7 @@ from services.common.db import make_engine, upgrade
 from services.common.settings import SERVICES
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", [*SERVICES, "auth"])
 def test_head_matches_models(db_url, service):
     upgrade(db_url, service)
     upgrade(db_url, service)  # idempotent: a restart migrates nothing

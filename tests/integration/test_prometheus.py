@@ -84,7 +84,7 @@ def test_prometheus_scrapes_a_running_service(kafka, tmp_path, make_settings):
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap, "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite",
            "EXECWATCH_TOPIC_PREFIX": settings.topic_prefix, "EXECWATCH_INGEST_PORT": str(port),
            "EXECWATCH_CONSUMER_SESSION_TIMEOUT_MS": "2000", "EXECWATCH_LOG_JSON": "true",
-           "EXECWATCH_LOG_LEVEL": "INFO"}
+           "EXECWATCH_LOG_LEVEL": "INFO", "EXECWATCH_DEMO": "true"}  # it publishes with demo-token
     log = tmp_path / "ingest.log"
     with log.open("wb") as stderr:
         service = subprocess.Popen([sys.executable, "-m", "services.ingest"], env=env, stdout=stderr,

@@ -28,7 +28,7 @@ def _env(kafka, settings, db_url: str) -> dict[str, str]:
     return {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap, "DATABASE_URL": db_url,
             "EXECWATCH_TOPIC_PREFIX": settings.topic_prefix, "EXECWATCH_BUDGET_PORT": str(free_port()),
             "EXECWATCH_CONSUMER_BATCH_SIZE": "40", "EXECWATCH_CONSUMER_SESSION_TIMEOUT_MS": "2000",
-            "EXECWATCH_LOG_LEVEL": "WARNING"}
+            "EXECWATCH_LOG_LEVEL": "WARNING", "EXECWATCH_DEMO": "true"}  # demo credentials accepted
 
 
 def _count(db: Database) -> int:

@@ -69,7 +69,7 @@ async def test_a_bad_event_rejects_the_whole_batch_with_field_and_index(app):
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}])
 async def test_unknown_callers_are_refused(app, headers):
-    async with TestKafkaBroker(app.state.runtime.broker), running(app) as (client,):
+    async with TestKafkaBroker(app.state.runtime.broker), running(app, as_role=None) as (client,):
         resp = await client.post("/v1/events", headers=headers, json=f.snapshot())
         assert resp.status_code == 401
 

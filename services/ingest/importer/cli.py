@@ -111,6 +111,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget-url", default=os.environ.get("EXECWATCH_BUDGET_URL", DEFAULT_BUDGET_URL),
                         help="budget view to reconcile with after publishing (env EXECWATCH_BUDGET_URL; "
                              "default %(default)s)")
+    parser.add_argument("--budget-token", default=None, metavar="KEY",
+                        help="a key that may read the budget view (staff, operator or auditor; env "
+                             "EXECWATCH_BUDGET_TOKEN): a publishing system's own key may not read it")
     parser.add_argument("--no-verify", action="store_true",
                         help="do not wait for the budget view nor compare it with the reports")
     parser.add_argument("--verify-timeout", type=float, default=60.0, metavar="SECONDS",
@@ -229,8 +232,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     published = summary.published is not None and summary.published.failed is None
     if published and not args.no_verify:
+        reader = args.budget_token or os.environ.get("EXECWATCH_BUDGET_TOKEN") or None
         summary.verifications = verify_documents(summary.documents, args.budget_url, args.verify_timeout,
-                                                 stream=sys.stderr if not args.quiet else io.StringIO())
+                                                 stream=sys.stderr if not args.quiet else io.StringIO(),
+                                                 token=reader)
     if args.report:
         args.report.write_text(json.dumps(summary.as_dict(), ensure_ascii=False, indent=2, default=str),
                                encoding="utf-8")

@@ -174,13 +174,15 @@ def _http_fetch(client: httpx.Client) -> Fetch:
 def verify_documents(documents: Sequence[DocumentResult], budget_url: str = DEFAULT_BUDGET_URL,
                      timeout: float = 60.0, interval: float = 1.0, fetch: Fetch | None = None,
                      stream: TextIO | None = None, clock: Callable[[], float] = time.monotonic,
-                     sleep: Callable[[float], None] = time.sleep) -> list[Verification]:
-    """Poll the budget view until every 예산현황 of `documents` agrees, or `timeout` seconds pass."""
+                     sleep: Callable[[float], None] = time.sleep, token: str | None = None) -> list[Verification]:
+    """Poll the budget view until every 예산현황 of `documents` agrees, or `timeout` seconds pass.
+    `token`: a credential that may read the budget view (staff, operator or auditor)."""
     targets: list[tuple[DocumentResult, RecordTable]] = [
         (d, t) for d in documents for t in d.record_tables if t.as_of is not None and t.printed]
     if not targets:
         return []
-    client = httpx.Client() if fetch is None else None
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    client = httpx.Client(headers=headers) if fetch is None else None
     get = fetch or _http_fetch(client)  # type: ignore[arg-type]
     out = stream if stream is not None else sys.stderr
     everything = [e for d in documents for e in d.envelopes]
