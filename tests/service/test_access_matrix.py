@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -24,8 +24,9 @@ from services.common.auth import Identity, Role, RouteInfo, api_routes, session_
 from services.common.settings import Settings
 from services.ingest.app import build as build_ingest
 from services.notify import domain as notify_domain
+from services.notify import links
 from services.notify.app import build as build_notify
-from services.notify.service import ManualClock, ack_token
+from services.notify.service import ManualClock
 from services.programs import service as programs_service
 from services.programs.app import build as build_programs
 from tests import factories as f
@@ -83,6 +84,12 @@ class World:
                                       datetime(2025, 2, 4, tzinfo=UTC), "seed", "matrix")
         return str(row.id)
 
+    def ack_link(self) -> str:
+        """An acknowledge link as mailed to 담당 (valid for a day of the notify clock)."""
+        expires = self.apps["notify"].state.notifier.clock() + timedelta(days=1)
+        return links.sign(self.settings.notify_ack_secret.get_secret_value(), "ack", self.fingerprint, 담당,
+                          "김지영", expires)
+
 
 Sample = Callable[[World], dict[str, Any]]
 
@@ -95,22 +102,23 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ("GET", "/v1/events/{event_id}"): lambda w: {"path": {"event_id": w.headers["_event_id"]["id"]}},
     ("GET", "/v1/budget/summary"): lambda w: {"params": {"fiscal_year": 2025}},
     ("GET", "/v1/budget/programs"): lambda w: {},
-    ("GET", "/v1/budget/programs/{program_id}"): lambda w: {"path": {"program_id": "P-RND"}},
+    ("GET", "/v1/budget/programs/{program_id:path}"): lambda w: {"path": {"program_id": "P-RND"}},
+    ("GET", "/v1/budget/unlinked"): lambda w: {},
     ("GET", "/v1/budget/unknown-programs"): lambda w: {},
     ("GET", "/v1/programs"): lambda w: {},
     ("GET", "/v1/programs/overdue"): lambda w: {},
     ("GET", "/v1/programs/upcoming"): lambda w: {},
     ("GET", "/v1/programs/review"): lambda w: {},
-    ("GET", "/v1/programs/{program_id}"): lambda w: {"path": {"program_id": "P-RND"}},
+    ("GET", "/v1/programs/{program_id:path}"): lambda w: {"path": {"program_id": "P-RND"}},
     ("GET", "/v1/notifications"): lambda w: {"params": {"recipient": 담당}},
     ("GET", "/v1/inbox/{recipient}"): lambda w: {"path": {"recipient": 담당}},
     ("POST", "/v1/inbox/{recipient}/{delivery_id}/read"):
         lambda w: {"path": {"recipient": 담당, "delivery_id": w.delivery_id}},
     ("GET", "/v1/alerts"): lambda w: {},
     ("POST", "/v1/alerts/{fingerprint}/ack"): lambda w: {"path": {"fingerprint": w.fingerprint}, "json": {}},
-    ("GET", "/v1/alerts/{fingerprint}/ack"): lambda w: {
-        "path": {"fingerprint": w.fingerprint},
-        "params": {"token": ack_token(w.settings.notify_ack_secret.get_secret_value(), w.fingerprint)}},
+    # The mail link: the signed token is the credential (public rule), whoever opens it.
+    ("GET", "/v1/ack"): lambda w: {"params": {"token": w.ack_link()}},
+    ("POST", "/v1/ack"): lambda w: {"params": {"token": w.ack_link()}},
     ("GET", "/v1/silences"): lambda w: {},
     ("POST", "/v1/silences"): lambda w: {"json": {
         "matchers": [{"name": "과", "value": OWN}], "ends_at": "2025-02-04T00:00:00+00:00", "comment": "matrix"}},
@@ -204,7 +212,7 @@ async def test_authorization_matrix(world: World) -> None:
                 source = "m-system" if caller == "system" else ("m-operator" if caller == "operator" else "x")
                 body = f.snapshot(spent=seen + 1)
                 body["source"] = source
-            path = route.path.format(**req.get("path", {}))
+            path = route.path.replace(":path}", "}").format(**req.get("path", {}))
             resp = await world.clients[service].request(
                 method, path, params=req.get("params"), json=body, data=req.get("data"),
                 headers=world.headers[caller])

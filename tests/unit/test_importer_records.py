@@ -275,7 +275,7 @@ def test_import_exits_non_zero_when_the_budget_view_disagrees(monkeypatch, tmp_p
 
     answers: dict[str, dict[str, Any]] = {}
     monkeypatch.setattr(cli, "import_files", fake_import)
-    monkeypatch.setattr(cli, "verify_documents", lambda docs, url, timeout, stream: verify_documents(
+    monkeypatch.setattr(cli, "verify_documents", lambda docs, url, timeout, stream, token=None: verify_documents(
         docs, url, 0, fetch=lambda _: answers["view"], stream=stream))
     parser = argparse.ArgumentParser()
     cli.add_arguments(parser)
