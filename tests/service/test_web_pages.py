@@ -9,7 +9,6 @@ import csv
 import io
 import re
 from collections.abc import AsyncIterator, Iterator
-from email.message import EmailMessage
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
@@ -20,11 +19,9 @@ import pytest
 from services.common.auth import Identity, Role
 from services.common.embedded import MailSink
 from services.web.session import COOKIE
-from tests.helpers import eventually
-from tests.web.stack import Stack, demo_stack
+from tests.web.stack import LINK_SUBJECT, Stack, demo_stack, mailed_link
 
 PROGRAM = "경제정책과/서울형R&D지원"
-LINK_SUBJECT = "[execwatch] 로그인 링크"
 
 
 @pytest.fixture(scope="module")
@@ -54,18 +51,8 @@ def lead(stack: Stack) -> Identity:
     return stack.staff("박지은", "경제정책과")
 
 
-async def address_of(stack: Stack, name: str, division: str) -> str:
-    """Where notify tells this person about alerts (the reports' contact): their sign-in address."""
-    alerts = (await stack.notify.get("/v1/alerts", params={"status": ""})).json()["items"]
-    for a in alerts:
-        for r in a["recipients"]:
-            if r["name"] == name and a["labels"].get("과") == division:
-                return str(r["receiver"])
-    raise AssertionError(f"no alert was sent to {name}")
-
-
 async def test_pages_need_a_sign_in_and_the_mailed_link_signs_staff_in(stack: Stack, sink: MailSink) -> None:
-    address = await address_of(stack, "박지은", "경제정책과")
+    address = await stack.address_of("박지은", "경제정책과")
     async with web_client(stack) as web:
         r = await web.get("/division", params={"as_of": "2025-01-31"})
         assert r.status_code == 303 and r.headers["location"] == "/signin?next=%2Fdivision%3Fas_of%3D2025-01-31"
@@ -74,16 +61,9 @@ async def test_pages_need_a_sign_in_and_the_mailed_link_signs_staff_in(stack: St
         before = len(sink.messages)
         r = await web.post("/signin/link", data={"email": address, "csrf": csrf(page.text)})
         assert r.status_code == 200 and "로그인 링크를 보냈습니다" in r.text
-
-        async def link_mail() -> EmailMessage | None:
-            return next((m for m in sink.messages[before:] if m["Subject"] == LINK_SUBJECT), None)
-
-        mail = await eventually(link_mail, timeout=10, what="the sign-in mail")
-        assert address in mail["To"]
-        body = mail.get_content()
-        link = re.search(r"(http://web/auth/callback\?token=\S+)", body)
-        assert link, body
-        url = urlsplit(link.group(1))
+        url = urlsplit(await mailed_link(sink, before))
+        assert address in next(m for m in sink.messages[before:] if m["Subject"] == LINK_SUBJECT)["To"]
+        assert f"{url.scheme}://{url.netloc}{url.path}" == "http://web/auth/callback"  # the web's page
 
         confirm = await web.get(f"{url.path}?{url.query}")  # the mail's link: a button, nothing done yet
         assert confirm.status_code == 200 and COOKIE not in web.cookies

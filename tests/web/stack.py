@@ -8,6 +8,7 @@ deployment does; people are signed in with Access's own sessions and keys (`as_p
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -25,6 +26,7 @@ from services.budget import service as budget_service
 from services.budget.app import build as build_budget
 from services.budget.store import BudgetOutbox
 from services.common.auth import Identity, Role, session_token
+from services.common.embedded import MailSink
 from services.common.settings import Settings
 from services.ingest.importer.cli import map_files
 from services.notify.app import build as build_notify
@@ -34,7 +36,7 @@ from services.programs.store import ProgramsOutbox
 from services.web.app import build as build_web
 from services.web.session import COOKIE
 from services.web.session import Identity as WebIdentity
-from tests.helpers import running
+from tests.helpers import eventually, running
 
 TODAY = date(2025, 2, 15)  # the demo's clock: the reports speak of early 2025
 AUTH_SECRET = "test-auth-secret-not-the-demo-one"
@@ -63,6 +65,15 @@ class Stack:
         return Identity(name=name, role=Role.staff, divisions=frozenset({division}), office=office, title=title,
                         email=email or f"{name}@staff.test", via="session")
 
+    async def address_of(self, name: str, division: str) -> str:
+        """Where notify tells this person about alerts (the reports' contact): their sign-in address."""
+        alerts = (await self.notify.get("/v1/alerts", params={"status": ""})).json()["items"]
+        for a in alerts:
+            for r in a["recipients"]:
+                if r["name"] == name and a["labels"].get("과") == division:
+                    return str(r["receiver"])
+        raise AssertionError(f"no alert was sent to {name} of {division}")
+
     def credential(self, who: Identity) -> str:
         """Staff: an access session as notify's sign-in gives it; others: an API key of their role."""
         access = self.services["notify"].state.access
@@ -81,6 +92,23 @@ class Stack:
         """A browser-like client of the web signed in as this person."""
         return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.web), base_url="http://web",
                                  cookies={COOKIE: self.cookie(who)})
+
+
+LINK_SUBJECT = "[execwatch] 로그인 링크"
+
+
+async def mailed_link(sink: MailSink, since: int) -> str:
+    """The sign-in link of the first sign-in mail the sink received after its `since`-th message."""
+
+    async def probe() -> str | None:
+        for m in sink.messages[since:]:
+            if m["Subject"] == LINK_SUBJECT:
+                found = re.search(r"(https?://\S+/auth/callback\?token=\S+)", m.get_content())
+                assert found, m.get_content()
+                return found.group(1)
+        return None
+
+    return await eventually(probe, timeout=15, what="the sign-in mail")
 
 
 @asynccontextmanager
