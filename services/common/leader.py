@@ -10,6 +10,7 @@ would be done once per replica, so it is coordinated here:
   one interval). A leader that loses its connection notices before its next round and steps down.
 - `serialize`: a transaction advisory lock (`pg_advisory_xact_lock`) so that transactions of
   different replicas that read and then write shared rows (notify's groups) take turns.
+- `exclusive`: the same lock for a block outside any transaction (migrations at start-up).
 - `LeaderRelay`: an outbox relay that publishes only on the leader, so a row is not published
   once per replica (and a program's events stay in order).
 
@@ -30,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
@@ -57,6 +58,25 @@ def serialize(session: Session, name: str) -> None:
     bind = session.get_bind()
     if bind.dialect.name == "postgresql":
         session.connection().execute(sa.text(f"SELECT pg_advisory_xact_lock({_KEY})"), {"name": name})
+
+
+@contextlib.contextmanager
+def exclusive(db: Database, name: str) -> Iterator[None]:
+    """Hold the named lock for the block, waiting for it (PostgreSQL; nothing on SQLite): e.g.
+    replicas starting together migrate one after another, and the later ones find nothing to do."""
+    if not is_postgres(db):
+        yield
+        return
+    engine = sa.create_engine(normalise_url(db.url), poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f"SELECT pg_advisory_lock({_KEY})"), {"name": name})
+            try:
+                yield
+            finally:
+                conn.execute(sa.text(f"SELECT pg_advisory_unlock({_KEY})"), {"name": name})
+    finally:
+        engine.dispose()
 
 
 class Leader:
