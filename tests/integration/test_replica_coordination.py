@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Awaitable, Callable
 
 import psycopg
 import pytest
@@ -14,12 +15,12 @@ from sqlmodel import col, func, select
 from contracts import parse_event
 from services.common.db import Database, upgrade
 from services.common.embedded import MailSink
-from services.common.leader import Leader
+from services.common.leader import Leader, LeaderRelay
 from services.notify import routing
 from services.notify.dispatcher import Dispatcher
 from services.notify.render import Renderer
 from services.notify.service import ManualClock, Notifier
-from services.notify.store import NotifyDelivery, NotifyGroup, NotifyMember
+from services.notify.store import NotifyDelivery, NotifyGroup, NotifyMember, NotifyOutbox
 from tests import factories as f
 from tests.conftest import _fresh_pg_schema
 from tests.service.test_notify_service import MONDAY_10, slip
@@ -55,6 +56,45 @@ def test_one_leader_at_a_time_and_failover_when_it_dies(pg_url, pg_database):
             leader.release()
         for db in (a, b, other_schema):
             db.dispose()
+
+
+async def test_relays_of_two_replicas_publish_each_row_once(pg_url):
+    upgrade(pg_url, "notify")
+    a, b = Database(pg_url), Database(pg_url)
+    with a.unit_of_work() as s:
+        for i in range(50):
+            s.add(NotifyOutbox(event_id=f"e{i}", topic="t", key=f"k{i % 5}", value=b"{}"))
+    published: list[str] = []
+
+    def publisher(db: Database) -> Callable[[str, str, bytes], Awaitable[None]]:
+        async def publish(topic: str, key: str, value: bytes) -> None:
+            await asyncio.sleep(0.01)  # the broker takes a while: both relays would see the same rows
+            published.append(key)
+
+        return publish
+
+    relays = [LeaderRelay(db, NotifyOutbox, publisher(db)) for db in (a, b)]
+    try:
+        counts = await asyncio.gather(*(r.flush() for r in relays))
+        assert sorted(counts) == [0, 50] and len(published) == 50
+        assert count_unpublished(a) == 0
+        # the leader steps down (or dies): the other publishes what comes next
+        leader, other = (relays[0], relays[1]) if counts[0] else (relays[1], relays[0])
+        leader.leader.release()
+        with a.unit_of_work() as s:
+            s.add(NotifyOutbox(event_id="late", topic="t", key="k", value=b"{}"))
+        assert await other.flush() == 1
+    finally:
+        for r in relays:
+            r.leader.release()
+        a.dispose()
+        b.dispose()
+
+
+def count_unpublished(db: Database) -> int:
+    with db.read() as s:
+        return int(s.exec(select(func.count()).select_from(NotifyOutbox)
+                          .where(col(NotifyOutbox.published_at).is_(None))).one())
 
 
 def test_sqlite_has_one_process_and_it_leads(sqlite_url):
