@@ -92,15 +92,14 @@ class Leader:
                                          isolation_level="AUTOCOMMIT") if self._postgres else None)
         self._conn: sa.Connection | None = None
         self._mutex = threading.Lock()
-
-    @property
-    def leading(self) -> bool:
-        return not self._postgres or self._conn is not None
+        self._stopped = False
 
     def holds(self) -> bool:
         if self._engine is None:
             return True
         with self._mutex:
+            if self._stopped:  # shutting down: a late caller (a batch's flush) must not lead again
+                return False
             if self._conn is not None:
                 try:
                     self._conn.execute(sa.text("SELECT 1"))  # the session is alive: the lock is ours
@@ -122,13 +121,15 @@ class Leader:
             log.info("leading", job=self.name)
             return True
 
-    def release(self) -> None:
-        """Step down (closing the connection frees the lock): another replica leads at its next round."""
+    def release(self, *, for_good: bool = True) -> None:
+        """Step down (closing the connection frees the lock): another replica leads at its next
+        round. `for_good` (shutdown): this one never leads again."""
         with self._mutex:
+            self._stopped = for_good
             if self._conn is not None:
                 log.info("stepping down", job=self.name)
             self._close()
-        if self._engine is not None:
+        if self._engine is not None and for_good:
             self._engine.dispose()
 
     def _close(self) -> None:
