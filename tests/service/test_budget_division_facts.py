@@ -109,15 +109,16 @@ async def test_division_view_shows_reported_figures_beside_the_sum_of_programs(
     econ = division(data, "경제정책과")
     assert econ["programs"] == 2 and econ["current"] == 120_809 * M and econ["spent"] == 19_000 * M
     # figures typed from the table above (백만원)
-    assert econ["reported"] == {"as_of": "2025-03-31", "current": 120_809 * M, "committed": 50_000 * M,
-                                "spent": 20_000 * M, "rate": "16.6", "revision": 0,
+    assert econ["reported"] == {"as_of": "2025-03-31", "original": None, "current": 120_809 * M,
+                                "committed": 50_000 * M, "spent": 20_000 * M, "rate": "16.6", "unit": "백만원",
+                                "revision": 0,
                                 "source_ref": {"document": "division.txt", "section": "과별 집행 현황", "line": 10}}
-    assert econ["difference"] == {"current": 0, "committed": 0, "spent": 1_000 * M}
+    assert econ["difference"] == {"original": None, "current": 0, "committed": 0, "spent": 1_000 * M}
     # No program of 일자리정책과 is known: its figures of record are shown all the same.
     jobs = division(data, "일자리정책과")
     assert jobs["programs"] == 0 and jobs["current"] == 0
     assert (jobs["reported"]["current"], jobs["reported"]["spent"]) == (179_191 * M, 40_000 * M)
-    assert jobs["difference"] == {"current": None, "committed": None, "spent": None}
+    assert jobs["difference"] == {"original": None, "current": None, "committed": None, "spent": None}
     # Never added to a total: the total is the programs'.
     assert (data["total"]["current"], data["total"]["spent"]) == (120_809 * M, 19_000 * M)
     assert data["offices"][0]["current"] == 120_809 * M

@@ -989,6 +989,7 @@ class _Builder:
         division = self.division(x.division) or x.division
         payload = DivisionSnapshot(office=self.rep.office, division=division, fiscal_year=self.fy, as_of=x.as_of,
                                    current=x.current, committed=x.committed, spent=x.spent,
+                                   unit=x.unit if x.unit in UNIT_FACTORS else None,
                                    source_ref=self.ref(DIVISION_SECTION, x.line))
         key = division_key(self.rep.office, division)
         self.emit(DivisionSnapshotEvent, key, f"division/{x.as_of.isoformat()}/0", payload)
