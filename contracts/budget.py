@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from contracts.envelope import Envelope, Payload
-from contracts.money import Won, WonDelta
+from contracts.money import Unit, Won, WonDelta
 from contracts.programs import ProgramId, SourceRef
 
 #: The account (회계) a line is kept in. A 세출 total covers 일반회계 and 특별회계; a 기금's
@@ -116,24 +116,33 @@ class ExecutionSnapshot(Payload):
         return self
 
 
-def division_key(office: str | None, division: str) -> str:
+def division_key(office: str | None, division: str | None) -> str:
     """The message key of a division's facts: `division:<office>/<division>` (no program id:
-    a 과 is not a program), so one division's snapshots stay in order on one partition."""
-    return f"division:{office or ''}/{division}"
+    a 과 is not a program), so one division's snapshots stay in order on one partition; a 실's
+    own figures (division None) are `division:<office>/`."""
+    return f"division:{office or ''}/{division or ''}"
 
 
 class DivisionSnapshot(Payload):
-    """Execution of record for a whole 과 as of a date (a report's 과별 집행 현황: 예산현액,
-    원인행위액, 지출액 by division), not for one program. Shown in the division view beside the
-    sum of the division's programs, never added to it; the latest `revision` of a date wins."""
+    """Figures of record for a whole 과 (or, with `division` None, a whole 실) as of a date, not
+    for one program: a report's 과별 집행 현황 row (예산현액, 원인행위액, 지출액 by division), or a
+    예산현황 table's printed 소계 (a 과) and 계 (its 실). Shown in the division view beside the sum
+    of the programs, never added to it; the latest `revision` of a date wins.
+
+    The printed figures are rounded to the table's `unit`, the programs' figures often are not: the
+    sum of the programs may differ from them by rounding, and the report's figures stand."""
 
     office: str | None = Field(default=None, max_length=100, description="실")
-    division: str = Field(min_length=1, max_length=100, description="과")
+    division: str | None = Field(
+        default=None, min_length=1, max_length=100,
+        description="과; null: the figures are the 실's own (a table's 계), and `office` names it")
     fiscal_year: int = Field(ge=2000, le=2100)
     as_of: date = Field(description="the table's 기준일")
+    original: Won | None = Field(default=None, description="본예산 as printed; null when not printed")
     current: Won | None = Field(default=None, description="예산현액 as printed")
     committed: Won | None = Field(default=None, description="원인행위액, cumulative; null when not printed")
     spent: Won | None = Field(default=None, description="지출액, cumulative; null when not printed")
+    unit: Unit | None = Field(default=None, description="the unit the table prints (each figure is rounded to it)")
     revision: int = Field(default=0, ge=0, description="0 = first report; higher = correction")
     source_ref: SourceRef | None = None
 
@@ -141,8 +150,10 @@ class DivisionSnapshot(Payload):
     def _as_of_in_year(self) -> DivisionSnapshot:
         if not (self.fiscal_year - 1 <= self.as_of.year <= self.fiscal_year + 1):
             raise ValueError(f"as_of {self.as_of} is far from fiscal_year {self.fiscal_year}")
-        if self.current is None and self.committed is None and self.spent is None:
-            raise ValueError("a division snapshot states at least one of current, committed, spent")
+        if self.division is None and not self.office:
+            raise ValueError("a 실's own figures (no division) must name the office")
+        if all(v is None for v in (self.original, self.current, self.committed, self.spent)):
+            raise ValueError("a division snapshot states at least one of original, current, committed, spent")
         return self
 
 
@@ -192,5 +203,6 @@ class DivisionSnapshotEvent(Envelope[DivisionSnapshot]):
     def _key_is_the_division(self) -> DivisionSnapshotEvent:
         want = division_key(self.payload.office, self.payload.division)
         if self.key != want:
-            raise ValueError(f"key {self.key!r} must be {want!r} (division:<office>/<division>)")
+            raise ValueError(f"key {self.key!r} must be {want!r} (division:<office>/<division>, "
+                             "division:<office>/ for the 실)")
         return self

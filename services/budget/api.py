@@ -77,6 +77,17 @@ def wants_csv(request: Request, fmt: str | None) -> bool:
     return "text/csv" in request.headers.get("accept", "")
 
 
+#: The figures of record beside the sums in the summary's CSV (empty where the report states none).
+REPORTED_COLUMNS = ("reported_as_of", "reported_original", "reported_current", "reported_committed", "reported_spent",
+                    "reported_rate")
+
+
+def with_reported(item: dict[str, Any]) -> dict[str, Any]:
+    reported = item.get("reported") or {}
+    return {**item, **{f"reported_{k}": reported.get(k) for k in
+                       ("as_of", "original", "current", "committed", "spent", "rate")}}
+
+
 def csv_response(rows: Sequence[dict[str, Any]], columns: Sequence[str], filename: str) -> Response:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore", lineterminator="\r\n")
@@ -119,11 +130,12 @@ def router(rt: Runtime, cfg: service.Config | None = None) -> APIRouter:
         if wants_csv(request, format):
             rows = []
             for office in data["offices"]:
-                rows += [{"level": "과", "office": office["office"], **d} for d in office["divisions"]]
-                rows.append({"level": "실", **{k: v for k, v in office.items() if k != "divisions"}})
-            rows.append({"level": "계", **data["total"]})
+                rows += [{"level": "과", "office": office["office"], **with_reported(d)} for d in office["divisions"]]
+                rows.append({"level": "실", **with_reported({k: v for k, v in office.items() if k != "divisions"})})
+            rows.append({"level": "계", **with_reported(data["total"])})
             cols = ("level", "office", "division", "programs", "original", "carried_over", "supplementary", "current",
-                    "committed", "committed_unknown", "spent", "balance", "rate", "commit_rate", "plan_rate", "gap")
+                    "committed", "committed_unknown", "spent", "balance", "rate", "commit_rate", "plan_rate", "gap",
+                    *REPORTED_COLUMNS)
             return csv_response(rows, cols, f"budget-summary-{fiscal_year}.csv")
         for item in [*data["offices"], *data["divisions"], data["total"], *data["accounts"].values()]:
             with_display(item, unit)

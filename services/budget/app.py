@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from services.budget import api, handlers, service
 from services.budget.metrics import DivisionGauges
 from services.budget.store import BudgetOutbox
-from services.common.db import OutboxRelay
+from services.common.leader import LeaderRelay
 from services.common.runtime import Runtime, http_app, serve
 from services.common.settings import Settings, get_settings
 
@@ -16,7 +16,7 @@ def build(settings: Settings, *, start_broker: bool = True) -> FastAPI:
     rt = Runtime.create("budget", settings)
     cfg = service.Config.from_settings(settings)
 
-    relay = OutboxRelay(rt.db, BudgetOutbox, rt.publish_raw)
+    relay = LeaderRelay(rt.db, BudgetOutbox, rt.publish_raw)
     handlers.register(rt, relay, cfg)
     gauges = DivisionGauges(rt.registry)
     rt.background.append(lambda: relay.run(settings.relay_interval_s * 4))

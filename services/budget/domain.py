@@ -679,25 +679,44 @@ def by_account(lines: Iterable[Line]) -> dict[str, Rollup]:
 
 @dataclass(frozen=True)
 class Reported:
-    """What a report states for a whole 과 on a date (its 과별 집행 현황 row)."""
+    """What a report states for a whole 과 or 실 on a date (a 과별 집행 현황 row, a 예산현황's
+    소계 or 계), in 원: None where it prints no figure."""
 
     as_of: date
     current: int | None
     committed: int | None
     spent: int | None
+    original: int | None = None
+
+
+def combine_reported(items: Sequence[Reported]) -> Reported | None:
+    """The figures of record of several 실 together (the 계 of the whole view): the sum of each
+    column every one of them states, on their common date. None when there is nothing to add or
+    the dates differ (figures of different dates do not make one figure of record)."""
+    if not items or len({r.as_of for r in items}) != 1:
+        return None
+
+    def total(values: Sequence[int | None]) -> int | None:
+        return None if any(v is None for v in values) else sum(v for v in values if v is not None)
+
+    return Reported(items[0].as_of, total([r.current for r in items]), total([r.committed for r in items]),
+                    total([r.spent for r in items]), total([r.original for r in items]))
 
 
 def reconcile_division(reported: Reported, programs: Rollup) -> dict[str, int | None]:
-    """Reported − the sum of the division's programs, per column. None where the report prints
-    no figure, where no program of the division is in the view (nothing to compare with: the
-    reported figures still stand), or, for 원인행위액, where a program's is unknown."""
+    """Reported − the sum of the programs, per column. None where the report prints no figure,
+    where no program of the division is in the view (nothing to compare with: the reported
+    figures still stand), or, for 원인행위액, where a program's is unknown. A 예산현황's 소계 is
+    printed rounded to its unit while some programs carry exact figures, so a small difference
+    here is rounding, not a missing program."""
     if programs.programs == 0:
-        return {"current": None, "committed": None, "spent": None}
+        return {"original": None, "current": None, "committed": None, "spent": None}
 
     def diff(printed: int | None, summed: int) -> int | None:
         return None if printed is None else printed - summed
 
     return {
+        "original": diff(reported.original, programs.original),
         "current": diff(reported.current, programs.current),
         "committed": None if programs.committed_unknown else diff(reported.committed, programs.committed),
         "spent": diff(reported.spent, programs.spent),

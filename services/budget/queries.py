@@ -174,16 +174,25 @@ def _held_out(session: Session, fiscal_year: int, as_of: date | None) -> dict[st
     return out
 
 
-def reported_json(snap: BudgetDivisionSnapshot | None, programs: domain.Rollup) -> dict[str, Any]:
-    """A division's figures of record (its 과별 집행 현황 row) beside the sum of its programs."""
+def reported_of(snap: BudgetDivisionSnapshot | None) -> domain.Reported | None:
     if snap is None:
+        return None
+    return domain.Reported(snap.as_of, snap.current, snap.committed, snap.spent, snap.original)
+
+
+def reported_json(reported: domain.Reported | None, programs: domain.Rollup,
+                  snap: BudgetDivisionSnapshot | None = None) -> dict[str, Any]:
+    """A 과's or 실's figures of record (a 과별 집행 현황 row, a 예산현황's 소계 or 계) beside the
+    sum of its programs. `snap` (absent for the 계 of several 실) adds where they were printed."""
+    if reported is None:
         return {"reported": None, "difference": None}
-    reported = domain.Reported(snap.as_of, snap.current, snap.committed, snap.spent)
     return {
-        "reported": {"as_of": snap.as_of, "current": snap.current, "committed": snap.committed, "spent": snap.spent,
-                     "rate": None if snap.spent is None or snap.current is None
-                     else domain.execution_rate(snap.spent, snap.current),
-                     "revision": snap.revision, "source_ref": snap.source_ref},
+        "reported": {"as_of": reported.as_of, "original": reported.original, "current": reported.current,
+                     "committed": reported.committed, "spent": reported.spent,
+                     "rate": None if reported.spent is None or reported.current is None
+                     else domain.execution_rate(reported.spent, reported.current),
+                     "unit": snap.unit if snap else None, "revision": snap.revision if snap else None,
+                     "source_ref": snap.source_ref if snap else None},
         "difference": domain.reconcile_division(reported, programs),
     }
 
@@ -191,27 +200,41 @@ def reported_json(snap: BudgetDivisionSnapshot | None, programs: domain.Rollup) 
 def summary(s: Session, cfg: Config, fiscal_year: int, as_of: date | None, account: str | None) -> dict[str, Any]:
     lines = rollup_lines(s, cfg, fiscal_year, as_of)
     divisions, offices, total = domain.rollup(domain.of_account(lines, account))
-    # A 과's own execution of record (the 세출 view only: it covers the division, not one account).
-    # A division it names is shown even when none of its programs is in the view.
-    reported = division_snapshots_as_of(s, fiscal_year, as_of) if account is None else {}
-    for office, division in reported:
-        divisions.setdefault((office, division), domain.Rollup())
+    # Figures of record of a 과 or a 실 (the 세출 view only: they cover the whole 과 or 실, not
+    # one account). A division or office they name is shown even when none of its programs is in
+    # the view.
+    facts = division_snapshots_as_of(s, fiscal_year, as_of) if account is None else {}
+    for office, division in facts:
+        if division is not None:
+            divisions.setdefault((office, division), domain.Rollup())
         offices.setdefault(office, domain.Rollup())
+    office_facts = {office: facts.get((office, None)) for office in offices}
+    # The 계: the 실's own when the view is one 실; several 실 add up only when each states its own.
+    whole = [reported_of(snap) for snap in office_facts.values()]
+    total_reported = domain.combine_reported([r for r in whole if r is not None]) if all(whole) else None
+    total_snap = next(iter(office_facts.values())) if len(office_facts) == 1 else None
+
+    def division_item(o: str | None, d: str | None, r: domain.Rollup) -> dict[str, Any]:
+        snap = facts.get((o, d))
+        return {"division": d, **figures_json(r), **reported_json(reported_of(snap), r, snap)}
+
     unbudgeted = s.exec(select(sa.func.count()).select_from(BudgetProgram).where(
         BudgetProgram.fiscal_year == fiscal_year, col(BudgetProgram.original).is_(None))).one()
     office_items = []
     for office in sorted(offices, key=lambda o: o or ""):
+        snap = office_facts[office]
         office_items.append({
             "office": office, **figures_json(offices[office]),
-            "divisions": [{"division": d, **figures_json(r), **reported_json(reported.get((o, d)), r)}
+            **reported_json(reported_of(snap), offices[office], snap),
+            "divisions": [division_item(o, d, r)
                           for (o, d), r in sorted(divisions.items(), key=lambda kv: (kv[0][1] or "")) if o == office],
         })
     return {
         "fiscal_year": fiscal_year, "as_of": as_of, "unit": "원", "account": account,
         "offices": office_items,
-        "divisions": [{"office": o, "division": d, **figures_json(r), **reported_json(reported.get((o, d)), r)}
+        "divisions": [{"office": o, **division_item(o, d, r)}
                       for (o, d), r in sorted(divisions.items(), key=lambda kv: (kv[0][0] or "", kv[0][1] or ""))],
-        "total": figures_json(total),
+        "total": {**figures_json(total), **reported_json(total_reported, total, total_snap)},
         "accounts": {name: figures_json(r) for name, r in sorted(domain.by_account(lines).items())},
         "held_out": _held_out(s, fiscal_year, as_of),
         "unbudgeted_programs": unbudgeted,
@@ -222,9 +245,10 @@ def summary(s: Session, cfg: Config, fiscal_year: int, as_of: date | None, accou
 NOTE = ("합계는 예산 라인이 있는 세부사업만 포함합니다. 기금은 세출 합계에서 제외하고 accounts에 따로 보입니다"
         " (account=기금으로 조회). 하위 항목(part)과 미연결 항목(unlinked)은 held_out에만 보이며, 집행 보고만 있는"
         " 사업은 unbudgeted_programs입니다. committed는 원인행위액이 알려진 사업의 합이며 committed_unknown개"
-        " 사업은 지출액만 보고되어 원인행위 기준 집행률은 비워 둡니다. 과의 reported는 보고서의 과별 집행 현황"
-        " (기준일 as_of, as_of 조회 시 그날 이전의 최신)이며 합계에 더하지 않고,"
-        " difference는 reported − 소속 사업 합입니다 (세출 조회에서만 표시).")
+        " 사업은 지출액만 보고되어 원인행위 기준 집행률은 비워 둡니다. 과·실·계의 reported는 보고서에 인쇄된"
+        " 수치(과별 집행 현황, 예산현황의 소계·계; 기준일 as_of, as_of 조회 시 그날 이전의 최신)이며 합계에"
+        " 더하지 않고, difference는 reported − 소속 사업 합입니다 (세출 조회에서만 표시). 보고서 수치는 표의"
+        " 단위(unit)로 반올림되어 있어 사업 합과 반올림만큼 다를 수 있습니다.")
 
 
 def program_json(r: BudgetProgram) -> dict[str, Any]:

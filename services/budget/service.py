@@ -260,24 +260,30 @@ def _on_milestone(batch: _Batch, event: MilestoneSetEvent, event_id: str) -> lis
 
 
 def _on_division_snapshot(batch: _Batch, event: DivisionSnapshotEvent, event_id: str) -> list[Key] | None:
-    """A 과's execution of record on a date: stored beside the programs, judged by no rule (the
-    rules judge programs), so no program is evaluated again. A lower revision than the one held
-    for the date is stale."""
+    """A 과's (or, division None, a 실's) figures of record on a date: stored beside the
+    programs, judged by no rule (the rules judge programs), so no program is evaluated again. A
+    lower revision than the one held for the date is stale; a higher one replaces it. Two facts
+    of the same revision and date (a 예산현황 소계 with 본예산/예산현액/집행액 and a 과별 집행 현황
+    row with 원인행위액, say) complete each other: each column a fact states is kept."""
     p = event.payload
-    pk = (p.office or "", p.division, p.fiscal_year, p.as_of)
+    pk = (p.office or "", p.division or "", p.fiscal_year, p.as_of)
     # Rows this batch already touched, so a second event for the same date sees the first.
     pending: dict[Any, BudgetDivisionSnapshot] = batch.session.info.setdefault("division_snapshots", {})
     row = pending.get(pk) or batch.session.get(BudgetDivisionSnapshot, pk)
     if row is not None and row.revision > p.revision:
         batch.result.stale += 1
         return None
+    merge = row is not None and row.revision == p.revision
     if row is None:
-        row = BudgetDivisionSnapshot(office=pk[0], division=p.division, fiscal_year=p.fiscal_year, as_of=p.as_of,
+        row = BudgetDivisionSnapshot(office=pk[0], division=pk[1], fiscal_year=p.fiscal_year, as_of=p.as_of,
                                      event_id=event_id)
         batch.session.add(row)
-    row.revision, row.current, row.committed, row.spent = p.revision, p.current, p.committed, p.spent
-    row.source_ref = p.source_ref.model_dump(mode="json") if p.source_ref else None
-    row.event_id, row.recorded_at = event_id, batch.now
+    stated = {"original": p.original, "current": p.current, "committed": p.committed, "spent": p.spent,
+              "unit": p.unit, "source_ref": p.source_ref.model_dump(mode="json") if p.source_ref else None}
+    for name, value in stated.items():
+        if value is not None or not merge:
+            setattr(row, name, value)
+    row.revision, row.event_id, row.recorded_at = p.revision, event_id, batch.now
     pending[pk] = row
     return []
 

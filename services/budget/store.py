@@ -108,19 +108,21 @@ class BudgetLineVersion(SQLModel, table=True):
 
 
 class BudgetDivisionSnapshot(SQLModel, table=True):
-    """A 과's execution of record as of a date (a report's 과별 집행 현황), kept apart from the
-    programs: shown beside the sum of the division's programs, never added to it. One row per
-    division and date: the highest revision stated for it."""
+    """A 과's (or a 실's) figures of record as of a date (a report's 과별 집행 현황 row, a
+    예산현황's 소계 or 계), kept apart from the programs: shown beside the sum of the programs,
+    never added to it. One row per division and date: the highest revision stated for it."""
 
     __tablename__ = "budget_division_snapshot"
     office: str = Field(primary_key=True, max_length=100)  # "" when the report names no 실
-    division: str = Field(primary_key=True, max_length=100)
+    division: str = Field(primary_key=True, max_length=100)  # "" for the 실's own figures (its 계)
     fiscal_year: int = Field(primary_key=True)
     as_of: date = Field(primary_key=True)
     revision: int = 0
+    original: int | None = Field(default=None, sa_type=Money)  # 본예산 as printed
     current: int | None = Field(default=None, sa_type=Money)
     committed: int | None = Field(default=None, sa_type=Money)
     spent: int | None = Field(default=None, sa_type=Money)
+    unit: str | None = Field(default=None, max_length=10)  # the unit printed: each figure is rounded to it
     source_ref: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
     event_id: str = Field(max_length=36)
     recorded_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
@@ -405,11 +407,12 @@ def execution_as_of(session: Session, fiscal_year: int, as_of: date) -> dict[str
 
 def division_snapshots_as_of(session: Session, fiscal_year: int, as_of: date | None
                              ) -> dict[tuple[str | None, str | None], BudgetDivisionSnapshot]:
-    """{(office, division): the division's latest snapshot on or before `as_of` (any date without)}."""
+    """{(office, division): the division's latest snapshot on or before `as_of` (any date without)};
+    division None: the 실's own figures."""
     stmt = select(BudgetDivisionSnapshot).where(BudgetDivisionSnapshot.fiscal_year == fiscal_year)
     if as_of is not None:
         stmt = stmt.where(col(BudgetDivisionSnapshot.as_of) <= as_of)
     out: dict[tuple[str | None, str | None], BudgetDivisionSnapshot] = {}
     for r in session.exec(stmt.order_by(col(BudgetDivisionSnapshot.as_of))).all():
-        out[(r.office or None, r.division)] = r  # ordered by date: the latest stays
+        out[(r.office or None, r.division or None)] = r  # ordered by date: the latest stays
     return out

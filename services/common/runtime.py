@@ -23,6 +23,7 @@ from sqlalchemy.exc import OperationalError
 
 from services.common.auth import PUBLIC, install, startup_problems, unruled_routes
 from services.common.db import Database, redacted, upgrade
+from services.common.leader import exclusive
 from services.common.logging import configure_logging, get_logger
 from services.common.messaging import ensure_topics, make_broker
 from services.common.metrics import (
@@ -70,7 +71,9 @@ class Runtime:
         await self.broker.publish(value, topic, key=key.encode())
 
     def migrate(self) -> None:
-        upgrade(self.db.url, self.name)
+        # Replicas starting together would race to create the same tables: one at a time.
+        with exclusive(self.db, f"migrate:{self.name}"):
+            upgrade(self.db.url, self.name)
 
     async def connect_broker(self) -> None:
         """Create missing topics and start the broker (producer and subscribers)."""

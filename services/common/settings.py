@@ -175,6 +175,12 @@ class Settings(BaseSettings):
     notify_retry_base_s: float = Field(default=30.0, gt=0, description="first retry delay; doubles, with jitter")
     notify_retry_max_s: float = Field(default=600.0, gt=0, description="cap of the retry delay")
     notify_webhook_timeout_s: float = Field(default=10.0, gt=0)
+    notify_claim_lease_s: float = Field(
+        default=300.0, ge=30,
+        description="a dispatcher round's claim on its deliveries; a replica that dies holds them this long",
+    )
+    notify_consumer_group: str = Field(default="execwatch-notify",
+                                       description="one group for every notify replica; a new group replays alerts")
     notify_ack_secret: SecretStr = Field(
         default=SecretStr(DEMO_ACK_SECRET),
         description="signs acknowledge links; the default is the demo's, refused unless EXECWATCH_DEMO",

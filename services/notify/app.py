@@ -1,5 +1,6 @@
 """Wiring of the notify service: routing file (validated here, so a bad file stops the start),
-batch handler, scheduler, dispatcher, dead-letter relay, read API."""
+batch handler (intake), scheduler and dead-letter relay (on the leading replica), dispatcher (on
+every replica, on the deliveries it claims), read API."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from urllib.parse import quote
 
 from fastapi import FastAPI
 
-from services.common.db import OutboxRelay, utcnow
+from services.common.db import utcnow
+from services.common.leader import LeaderRelay
 from services.common.runtime import Runtime, http_app, serve
 from services.common.settings import DEMO_ACK_SECRET, Settings, get_settings
-from services.notify import api, auth_api, handlers, links, routing, service
+from services.notify import api, auth_api, handlers, links, routing, scheduler, service
+from services.notify.dispatcher import Dispatcher
 from services.notify.domain import Recipient
 from services.notify.render import Renderer
 from services.notify.store import NotifyOutbox
@@ -61,10 +64,10 @@ def build(settings: Settings, *, start_broker: bool = True, clock: service.Clock
     renderer = Renderer(Path(settings.notify_templates_dir) if settings.notify_templates_dir else None, ack_url,
                         program_url)
     notifier = service.Notifier(rt.db, settings, rules, renderer, clock)
-    dispatcher = service.Dispatcher(rt.db, settings, rules, clock)
-    relay = OutboxRelay(rt.db, NotifyOutbox, handlers.dead_letter_publisher(rt))
+    dispatcher = Dispatcher(rt.db, settings, rules, clock)
+    relay = LeaderRelay(rt.db, NotifyOutbox, handlers.dead_letter_publisher(rt))
     handlers.register(rt, notifier)
-    rt.background.append(lambda: service.run_scheduler(notifier, dispatcher, settings.notify_tick_s))
+    rt.background.append(lambda: scheduler.run_scheduler(notifier, dispatcher, settings.notify_tick_s))
     rt.background.append(lambda: dispatcher.run(5.0))
     rt.background.append(lambda: relay.run(settings.relay_interval_s * 4))
     app = http_app(rt, "execwatch notify", start_broker=start_broker)

@@ -17,7 +17,7 @@ def register(rt: Runtime, notifier: service.Notifier) -> None:
     consume(
         rt,
         [ALERTS.name, PROGRAMS.name],
-        group_id="execwatch-notify",
+        group_id=rt.settings.notify_consumer_group,
         apply=notifier.apply_batch,
         title="notify.alerts",
         description="Alerts to deliver, and program contacts to deliver them to",

@@ -147,6 +147,10 @@ class NotifyDelivery(SQLModel, table=True):
     next_attempt_at: datetime | None = _dt(index=True)
     retry_until: datetime | None = _dt()  # transient failures are retried until then (redrive sets it anew)
     read_at: datetime | None = _dt()  # inbox channel
+    # A dispatcher round's claim (replica and round) and its lease: replicas send different
+    # deliveries, and the claims of one that died expire.
+    claimed_by: str | None = Field(default=None, max_length=120, index=True)
+    claimed_until: datetime | None = _dt()
 
 
 class NotifyOutbox(OutboxBase, table=True):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.common.db import OutboxRelay
+from services.common.leader import LeaderRelay
 from services.common.runtime import Runtime, http_app, serve
 from services.common.settings import Settings, get_settings
 from services.programs import api, handlers, service
@@ -15,7 +15,7 @@ def build(settings: Settings, *, start_broker: bool = True, clock: service.Clock
     rt = Runtime.create("programs", settings)
     clock = clock or service.clock_from_settings(settings)
     cfg = service.Config.from_settings(settings)
-    relay = OutboxRelay(rt.db, ProgramsOutbox, rt.publish_raw)
+    relay = LeaderRelay(rt.db, ProgramsOutbox, rt.publish_raw)
     handlers.register(rt, relay, cfg, clock)
     rt.background.append(lambda: relay.run(settings.relay_interval_s * 4))
     app = http_app(rt, "execwatch programs", start_broker=start_broker)

@@ -1,5 +1,6 @@
 """Programs' Kafka side: program events in (batches); alerts out through the outbox; the
-time-driven checks run on a schedule beside the consumer, on the injected clock."""
+time-driven checks run on a schedule beside the consumer, on the injected clock, by the leading
+replica."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import asyncio
 from contracts.topics import PROGRAMS
 from services.common.consumer import consume
 from services.common.db import OutboxRelay
+from services.common.leader import Leader
 from services.common.runtime import Runtime
-from services.common.worker import every
 from services.programs import metrics, service
 
 
@@ -39,6 +40,8 @@ def register(rt: Runtime, relay: OutboxRelay, cfg: service.Config, clock: servic
         await asyncio.to_thread(metrics.refresh, rt.db)
 
     async def periodic_check() -> None:
-        await every(rt.settings.check_interval_s, check, "programs check")
+        # Clock-driven: with several replicas only the leader judges every milestone (a second
+        # one would find nothing new, serialized behind the same lock, but do all the work).
+        await Leader(rt.db, "programs:checks").run(rt.settings.check_interval_s, check, "programs check")
 
     rt.background.append(periodic_check)

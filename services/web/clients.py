@@ -38,8 +38,28 @@ class UpstreamError(Exception):
 # ---------------------------------------------------------------- budget
 
 
+class SourceRef(Model):
+    document: str | None = None
+    section: str | None = None
+    line: int | None = None
+
+
+class Reported(Model):
+    """A 과's or 실's figures of record (a 예산현황's 소계 or 계, a 과별 집행 현황 row), as printed."""
+
+    as_of: date
+    original: int | None = None
+    current: int | None = None
+    committed: int | None = None
+    spent: int | None = None
+    rate: Decimal | None = None
+    unit: str | None = None  # the unit the report prints: each figure is rounded to it
+    source_ref: SourceRef | None = None
+
+
 class Figures(Model):
-    """One rollup (과, 실 or 계) of the budget summary."""
+    """One rollup (과, 실 or 계) of the budget summary: the sum of the programs, and beside it the
+    figures of record where a report states them."""
 
     office: str | None = None
     division: str | None = None
@@ -53,6 +73,7 @@ class Figures(Model):
     rate: Decimal | None = None
     plan_rate: Decimal | None = None
     gap: Decimal | None = None
+    reported: Reported | None = None
 
 
 class BudgetSummary(Model):
@@ -119,12 +140,6 @@ class BudgetProgramDetail(BudgetProgram):
 
 
 # ---------------------------------------------------------------- programs
-
-
-class SourceRef(Model):
-    document: str | None = None
-    section: str | None = None
-    line: int | None = None
 
 
 class Contact(Model):

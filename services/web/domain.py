@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
 from contracts.alerts import RULE_TITLES, SEVERITY_TITLES
 from contracts.money import UNIT_FACTORS
-from services.web.clients import Alert, BudgetProgram, BudgetProgramDetail, BudgetSummary, Figures, Milestone
+from services.web.clients import Alert, BudgetProgram, BudgetProgramDetail, BudgetSummary, Figures, Milestone, Reported
 from services.web.session import Identity
 
 UNITS: tuple[str, ...] = ("천원", "백만원", "억원")
@@ -38,6 +38,13 @@ def percent(value: Decimal | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
+def signed_amount(won: int, unit: str) -> str:
+    """A difference in a report unit with its sign (the sign of the exact difference, so a
+    difference smaller than half a unit still says which way it goes: +0 / -0)."""
+    value = (Decimal(abs(won)) / UNIT_FACTORS[unit]).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+    return f"{'-' if won < 0 else '+'}{value:,}"
+
+
 def versus_plan(rate: Decimal | None, plan: Decimal | None) -> Decimal | None:
     """계획 대비: 집행률 minus the planned rate, in %p (negative = behind plan)."""
     if rate is None or plan is None:
@@ -57,6 +64,35 @@ SortKey = Literal["report", "title", "original", "current", "spent", "rate", "ve
 SORT_KEYS: tuple[SortKey, ...] = ("report", "title", "original", "current", "spent", "rate", "versus")
 
 
+COLUMNS = ("original", "current", "spent")  # 본예산, 예산현액, 집행액: what a 소계 prints
+
+
+@dataclass(frozen=True)
+class Beside:
+    """The line under a 소계 or 계 that prints a report's figures of record: the sum of the
+    programs, or (when the report is older than the programs' figures) the report's own figures
+    of its date. `differences`: this line − the line above, per column (원; None: not compared)."""
+
+    label: str
+    original: int | None
+    current: int | None
+    spent: int | None
+    differences: tuple[int | None, int | None, int | None] = (None, None, None)
+    tolerance: int | None = None  # 원: how far rounding alone can take the sum from the printed figures
+
+    def note(self, column: str, unit: str) -> str | None:
+        """"반올림 차 +1" (within what rounding explains) or "차이 +12" (more than that)."""
+        diff = self.differences[COLUMNS.index(column)]
+        if diff is None or diff == 0:
+            return None
+        kind = "반올림 차" if self.within_rounding(column) else "차이"
+        return f"{kind} {signed_amount(diff, unit)}"
+
+    def within_rounding(self, column: str) -> bool:
+        diff = self.differences[COLUMNS.index(column)]
+        return diff is not None and self.tolerance is not None and abs(diff) <= self.tolerance
+
+
 @dataclass(frozen=True)
 class Row:
     kind: Literal["계", "소계", "사업"]
@@ -69,10 +105,20 @@ class Row:
     plan: Decimal | None
     program_id: str | None = None
     as_of: date | None = None
+    of_record: date | None = None  # the 기준일 of the report figures this row prints (None: the sums)
+    beside: Beside | None = None
 
     @property
     def versus(self) -> Decimal | None:
         return versus_plan(self.rate, self.plan)
+
+    @property
+    def program_sums(self) -> tuple[int | None, int | None, int | None]:
+        """The sum of the programs (본예산, 예산현액, 집행액), whichever line shows it."""
+        if self.of_record is not None:
+            b = self.beside
+            return (b.original, b.current, b.spent) if b is not None else (None, None, None)
+        return self.original, self.current, self.spent
 
 
 @dataclass
@@ -97,8 +143,43 @@ class ReportTable:
         return out
 
 
-def _figures_row(kind: Literal["계", "소계"], label: str, f: Figures) -> Row:
-    return Row(kind, label, f.division, f.original, f.current, f.spent, f.rate, f.plan_rate)
+def of_record_text(table: ReportTable) -> str | None:
+    """Which report dates the printed 소계/계 of the table come from ("2025-01-31 기준")."""
+    days = sorted({r.of_record for r in (table.total, *(b.subtotal for b in table.blocks)) if r.of_record})
+    return ", ".join(f"{d:%Y-%m-%d} 기준" for d in days) or None
+
+
+def rounding_allowance(reported: Reported, programs: int) -> int | None:
+    """How far the sum of `programs` rows may be from a printed 소계 by rounding alone: half the
+    printed unit for each row and for the 소계 itself (None when the unit is not known)."""
+    factor = UNIT_FACTORS.get(reported.unit or "")
+    return None if factor is None else (programs + 1) * factor // 2
+
+
+def _figures_row(kind: Literal["계", "소계"], label: str, f: Figures, latest: date | None = None) -> Row:
+    """A 소계 or the 계. Where a report states the figures of record and no program's figures are
+    newer than them (`latest`: the newest program figures in the row), the row prints the
+    report's figures as printed and the sum of the programs beside; otherwise the sum, with the
+    older report's figures beside."""
+    sums = Row(kind, label, f.division, f.original, f.current, f.spent, f.rate, f.plan_rate)
+    r = f.reported
+    if r is None:
+        return sums
+    if latest is not None and r.as_of < latest:
+        return replace(sums, beside=Beside(f"보고서 ({r.as_of:%Y-%m-%d} 기준)", r.original, r.current, r.spent))
+    shown = [printed if printed is not None else summed
+             for printed, summed in ((r.original, f.original), (r.current, f.current), (r.spent, f.spent))]
+    rate = r.rate if r.current is not None and r.spent is not None else f.rate
+    beside = None
+    if f.programs:
+        def diff(printed: int | None, summed: int) -> int | None:
+            return None if printed is None else summed - printed
+
+        beside = Beside("세부사업 합", f.original, f.current, f.spent,
+                        (diff(r.original, f.original), diff(r.current, f.current), diff(r.spent, f.spent)),
+                        rounding_allowance(r, f.programs))
+    return Row(kind, label, f.division, shown[0], shown[1], shown[2], rate, f.plan_rate, of_record=r.as_of,
+               beside=beside)
 
 
 def _program_row(p: BudgetProgram) -> Row:
@@ -121,13 +202,20 @@ def report_table(summary: BudgetSummary, programs: Iterable[BudgetProgram], sort
                  descending: bool = False, division: str | None = None) -> ReportTable:
     """The 예산현황 table: 계, then per 과 its 소계 and the 세부사업 of record under it.
 
-    소계 and 계 are the budget service's rollups, not sums made here, so the page shows what the
-    view says. Parts and unlinked rows are not 세부사업 of the table (they would count twice)."""
+    소계 and 계 are what the budget service says, not sums made here: the report's figures of
+    record where it states them for the date (with the view's sum of the programs beside), else
+    the view's rollup. Parts and unlinked rows are not 세부사업 of the table (they would count
+    twice)."""
     by_division: dict[str, list[Row]] = {}
     for p in programs:
         if p.scope != "record" or p.original is None:
             continue
         by_division.setdefault(p.division or "", []).append(_program_row(p))
+
+    def latest(rows: Iterable[Row]) -> date | None:
+        """The newest program figures the rollup holds (those on or before the table's date)."""
+        days = [r.as_of for r in rows if r.as_of is not None and (summary.as_of is None or r.as_of <= summary.as_of)]
+        return max(days, default=None)
     blocks = []
     for f in summary.divisions:
         name = f.division or "소속 미상"
@@ -139,10 +227,12 @@ def report_table(summary: BudgetSummary, programs: Iterable[BudgetProgram], sort
             if descending:  # empty values last either way
                 rows = [r for r in rows if _sort_value(r, sort)[0] is False] + \
                        [r for r in rows if _sort_value(r, sort)[0] is True]
-        blocks.append(Block(name, _figures_row("소계", "소계", f), rows))
+        blocks.append(Block(name, _figures_row("소계", "소계", f, latest(rows)), rows))
     if sort in ("original", "current", "spent", "rate", "versus"):
         blocks.sort(key=lambda b: _sort_value(b.subtotal, sort), reverse=descending)
-    return ReportTable(summary.fiscal_year, summary.as_of, _figures_row("계", "계", summary.total), blocks)
+    everything = [r for rows in by_division.values() for r in rows]
+    return ReportTable(summary.fiscal_year, summary.as_of, _figures_row("계", "계", summary.total, latest(everything)),
+                       blocks)
 
 
 # ---------------------------------------------------------------- alerts

@@ -134,7 +134,7 @@ async def division_page(request: Request, identity: CurrentIdentity, clients: Cl
     return render(request, "division.html.j2", identity, table=table, unit=unit, units=domain.UNITS,
                   sort=sort, dir=dir, as_of=as_of, division=division or "",
                   divisions=[d.division for d in summary.divisions if d.division],
-                  title=export.title(table, unit), later_rows=len(later))
+                  title=export.title(table, unit), later_rows=len(later), of_record=domain.of_record_text(table))
 
 
 # ---------------------------------------------------------------- 사업

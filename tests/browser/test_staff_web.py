@@ -176,21 +176,25 @@ async def test_journey_sign_in_acknowledge_program_division_xlsx(site: Site, tmp
     assert "2025-03-01 ~ 2025-03-31" in text and "2025-04-01 ~ 2025-04-30" in text and LATER_REPORT in text
     await shot(page, "04-program")
 
-    # 과 현황 on the report's date: the 소계 the budget view gives, as the report prints it (백만원)
+    # 과 현황 on the report's date: the 소계 as the report prints it (백만원), the view's sum of
+    # the programs beside it
     await page.goto(site.base + "/division?as_of=2025-01-31")
     summary = (await site.stack.budget.get("/v1/budget/summary",
                                            params={"fiscal_year": 2025, "as_of": "2025-01-31"})).json()
     view = next(d for d in summary["divisions"] if d["division"] == "경제정책과")
     shown = await subtotal_row(page, "경제정책과")
     assert (shown["본예산"], shown["예산현액"], shown["집행액"]) == (
-        amount(view["original"], "백만원"), amount(view["current"], "백만원"), amount(view["spent"], "백만원"))
-    assert shown["집행액"] == REPORT_SUBTOTAL["집행액"]  # 183 백만원, as 001 prints it
+        REPORT_SUBTOTAL["본예산"], REPORT_SUBTOTAL["예산현액"], REPORT_SUBTOTAL["집행액"])
+    sums = cells(await page.locator("tr.beside[data-division='경제정책과']").locator("th, td").all_inner_texts())
+    assert sums["구분"] == "세부사업 합"
+    assert sums["본예산"].split()[0] == amount(view["original"], "백만원") == "120,665"  # 120,664.973
+    assert "(반올림 차 +1)" in sums["본예산"]
     await shot(page, "05-division")
 
     # units: the same 소계 in 억원
     await page.select_option("#unit", "억원")
     await page.click("button:has-text('보기')")
-    assert (await subtotal_row(page, "경제정책과"))["집행액"] == amount(view["spent"], "억원")
+    assert (await subtotal_row(page, "경제정책과"))["집행액"] == amount(view["reported"]["spent"], "억원")
 
     # the xlsx, read back
     await page.goto(site.base + "/division?as_of=2025-01-31")
@@ -204,9 +208,9 @@ async def test_journey_sign_in_acknowledge_program_division_xlsx(site: Site, tmp
     rows = list(ws.iter_rows(values_only=True))
     assert "2025-01-31 기준" in rows[0][0] and "백만원" in rows[0][0]
     sub = next(r for r in rows if r[0] == "소계" and r[1] == "경제정책과")
-    assert sub[3:6] == (round(view["original"] / 1e6), round(view["current"] / 1e6), round(view["spent"] / 1e6))
-    assert sub[5] == 183
-    assert next(r for r in rows if r[0] == "계")
+    assert sub[3:6] == (120_664, 120_809, 183)  # as 001 prints it
+    assert sub[9:12] == (round(view["original"] / 1e6), round(view["current"] / 1e6), round(view["spent"] / 1e6))
+    assert next(r for r in rows if r[0] == "계")[3:6] == (668_901, 682_752, 49_232)
     assert sum(1 for r in rows if r[0] == "세부사업" and r[1] == "경제정책과") >= 15
     await page.context.close()
 

@@ -174,6 +174,19 @@ def test_division_totals_as_of_the_report_date_equal_the_report(demo: Demo) -> N
     assert not problems, "\n".join(problems)
 
 
+def test_the_reports_subtotals_and_total_are_in_the_view_as_printed(demo: Demo) -> None:
+    """Beside the sums (within rounding, above), the view holds the report's own 소계 and 계: exactly."""
+    summary = _settled(lambda: _summary(demo))
+    reported = {d["division"]: d["reported"] for d in summary["divisions"]}
+    for name, (original, current, spent, _) in DIVISIONS.items():
+        got = reported.get(name) or {}
+        assert (got.get("original"), got.get("current"), got.get("spent")) == (
+            original * MILLION, current * MILLION, spent * MILLION), name
+    total = summary["total"]["reported"]
+    assert (total["original"], total["current"], total["spent"]) == tuple(v * MILLION for v in TOTAL[:3])
+    assert total["rate"] == TOTAL[3] and total["as_of"] == AS_OF
+
+
 def test_the_demo_prints_its_own_reconciliation_with_the_report(demo: Demo) -> None:
     """What `execwatch import` checks after publishing: the view against the report's 소계/계."""
     lines = [line for line in demo.lines if "figures agree with the report" in line]

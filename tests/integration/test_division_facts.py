@@ -68,6 +68,7 @@ async def test_division_snapshots_reach_the_division_view(kafka, db_url, make_se
         s = (await client.get("/v1/budget/summary", params={"fiscal_year": FY, "as_of": date(2025, 3, 31)})).json()
         by = {d["division"]: d for d in s["divisions"]}
         assert by["경제정책과"]["reported"]["spent"] == 20_000 * M
-        assert by["경제정책과"]["difference"] == {"current": 0, "committed": 0, "spent": 500 * M}
+        assert by["경제정책과"]["difference"] == {"original": None, "current": 0, "committed": 0,
+                                                   "spent": 500 * M}
         assert by["일자리정책과"]["programs"] == 0 and by["일자리정책과"]["reported"]["current"] == 179_191 * M
         assert s["total"]["spent"] == 19_500 * M  # the 과 facts are never added to the total

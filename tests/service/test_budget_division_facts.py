@@ -46,9 +46,9 @@ def ev(data: dict[str, Any]) -> AnyEvent:
     return parse_event(data)
 
 
-def line(pid: str, original: int, division: str = "경제정책과", **extra: Any) -> AnyEvent:
+def line(pid: str, original: int, division: str = "경제정책과", office: str = "경제실", **extra: Any) -> AnyEvent:
     return ev(f.envelope("budget.line_set", pid, {
-        "program_id": pid, "fiscal_year": FY, "title": pid.split("/")[-1], "office": "경제실",
+        "program_id": pid, "fiscal_year": FY, "title": pid.split("/")[-1], "office": office,
         "division": division, "original": original, "account": "일반회계", **extra}))
 
 
@@ -109,15 +109,16 @@ async def test_division_view_shows_reported_figures_beside_the_sum_of_programs(
     econ = division(data, "경제정책과")
     assert econ["programs"] == 2 and econ["current"] == 120_809 * M and econ["spent"] == 19_000 * M
     # figures typed from the table above (백만원)
-    assert econ["reported"] == {"as_of": "2025-03-31", "current": 120_809 * M, "committed": 50_000 * M,
-                                "spent": 20_000 * M, "rate": "16.6", "revision": 0,
+    assert econ["reported"] == {"as_of": "2025-03-31", "original": None, "current": 120_809 * M,
+                                "committed": 50_000 * M, "spent": 20_000 * M, "rate": "16.6", "unit": "백만원",
+                                "revision": 0,
                                 "source_ref": {"document": "division.txt", "section": "과별 집행 현황", "line": 10}}
-    assert econ["difference"] == {"current": 0, "committed": 0, "spent": 1_000 * M}
+    assert econ["difference"] == {"original": None, "current": 0, "committed": 0, "spent": 1_000 * M}
     # No program of 일자리정책과 is known: its figures of record are shown all the same.
     jobs = division(data, "일자리정책과")
     assert jobs["programs"] == 0 and jobs["current"] == 0
     assert (jobs["reported"]["current"], jobs["reported"]["spent"]) == (179_191 * M, 40_000 * M)
-    assert jobs["difference"] == {"current": None, "committed": None, "spent": None}
+    assert jobs["difference"] == {"original": None, "current": None, "committed": None, "spent": None}
     # Never added to a total: the total is the programs'.
     assert (data["total"]["current"], data["total"]["spent"]) == (120_809 * M, 19_000 * M)
     assert data["offices"][0]["current"] == 120_809 * M
@@ -166,3 +167,33 @@ async def test_program_page_names_the_report_line_of_the_line_shown(
     assert [v["source_ref"] for v in page["lines"]] == [jan, jun]
     r = await client.get(f"/v1/budget/programs/{pid}", params={"as_of": "2025-03-31"})
     assert r.json()["source_ref"] == jan and r.json()["original"] == 1_000 * M
+
+
+def fact(office: str, division: str | None, as_of: date, **figures: int) -> AnyEvent:
+    return ev(f.envelope("budget.division_snapshot", f"division:{office}/{division or ''}", {
+        "office": office, "division": division, "fiscal_year": FY, "as_of": as_of.isoformat(), **figures}))
+
+
+async def test_office_figures_and_facts_that_complete_each_other(budget: tuple[Runtime, httpx.AsyncClient]) -> None:
+    rt, client = budget
+    day = date(2025, 1, 31)
+    apply(rt, line("경제정책과/가", 100 * M), line("다과/나", 50 * M, division="다과", office="복지실"),
+          # a 소계 (본예산, 예산현액, 집행액) and a 과별 집행 현황 row (원인행위액) of the same day
+          fact("경제실", "경제정책과", day, original=101 * M, current=101 * M, spent=3 * M),
+          fact("경제실", "경제정책과", day, current=101 * M, committed=7 * M, spent=3 * M),
+          fact("경제실", None, day, original=102 * M, current=102 * M, spent=4 * M))
+    data = await summary(client, as_of="2025-01-31")
+    econ = division(data, "경제정책과")["reported"]
+    assert (econ["original"], econ["current"], econ["committed"], econ["spent"]) == (101 * M, 101 * M, 7 * M, 3 * M)
+    offices = {o["office"]: o for o in data["offices"]}
+    assert offices["경제실"]["reported"]["original"] == 102 * M
+    assert offices["경제실"]["difference"]["original"] == 2 * M  # 102 printed, 100 the program
+    assert offices["복지실"]["reported"] is None
+    # one 실 without figures of its own: the whole view has no 계 of record
+    assert data["total"]["reported"] is None and data["total"]["difference"] is None
+
+    apply(rt, fact("복지실", None, day, original=51 * M, current=51 * M, spent=1 * M))
+    total = (await summary(client, as_of="2025-01-31"))["total"]
+    assert (total["reported"]["original"], total["reported"]["spent"]) == (153 * M, 5 * M)
+    assert total["reported"]["committed"] is None  # not every 실 states it
+    assert total["difference"]["original"] == 3 * M

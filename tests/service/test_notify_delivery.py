@@ -168,6 +168,36 @@ async def test_a_mailbox_the_server_refuses_fails_alone(sqlite_url, make_setting
         sink.stop()
 
 
+class CountingSink(RefusingSink):
+    """Counts SMTP sessions (each client greets once per connection)."""
+
+    def __init__(self, refused: str) -> None:
+        super().__init__(refused)
+        self.sessions = 0
+
+    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
+                          responses: list[str]) -> list[str]:
+        self.sessions += 1
+        session.host_name = hostname  # what aiosmtpd does itself without this hook
+        return responses
+
+
+async def test_one_smtp_connection_per_round_even_past_a_refused_mailbox(sqlite_url, make_settings):
+    sink = CountingSink(팀장).start()
+    try:
+        w = make_world(sqlite_url, make_settings, sink.port)
+        # two 과: two messages each for 담당 and 팀장, in one dispatcher round
+        w.feed(f.program(), f.program("P-NEW", "신규 사업", division="투자유치과"), slip(),
+               slip(pid="P-NEW", title="신규 사업", division="투자유치과"))
+        await w.run(seconds=30)
+        outcomes = sorted((d.address, d.outcome) for d in w.deliveries("email"))
+        assert outcomes == [(담당, "sent"), (담당, "sent"), (팀장, "failed"), (팀장, "failed")]
+        assert len(sink.messages) == 2 and sink.sessions == 1
+        w.db.dispose()
+    finally:
+        sink.stop()
+
+
 # --- SMTP down, then back -------------------------------------------------------------------------------
 
 

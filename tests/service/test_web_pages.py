@@ -206,15 +206,21 @@ async def test_division_table_downloads_agree_with_the_budget_view(stack: Stack)
         sorted_html = (await web.get("/division", params={"as_of": "2025-01-31", "sort": "spent",
                                                           "dir": "desc", "division": "경제정책과"})).text
     assert rows[1][:3] == ["구분", "부서", "세부사업"] and "천원" in rows[0][0]
-    for d in summary["divisions"]:
-        row = next(r for r in rows if r[0] == "소계" and r[1] == d["division"])
-        assert int(row[4]) == round(d["current"] / 1000) and int(row[5]) == round(d["spent"] / 1000)
-    total = next(r for r in rows if r[0] == "계")
-    assert int(total[5]) == round(summary["total"]["spent"] / 1000) and total[6] == summary["total"]["rate"]
+    assert rows[1][9:] == ["세부사업 합 본예산", "세부사업 합 예산현액", "세부사업 합 집행액", "소계·계 출처"]
+    # each 소계 and the 계: the report's figures as printed, and the sum of the programs beside
+    for d in [*summary["divisions"], {**summary["total"], "division": None}]:
+        row = next(r for r in rows[1:] if (r[0], r[1]) == (("소계", d["division"]) if d["division"] else ("계", "")))
+        reported = d["reported"]
+        assert row[12] == "보고서 (2025-01-31 기준)"
+        assert [int(v) for v in row[3:6]] == [reported[k] // 1000 for k in ("original", "current", "spent")]
+        assert row[6] == reported["rate"]
+        assert [int(v) for v in row[9:12]] == [round(d[k] / 1000) for k in ("original", "current", "spent")]
     ws = openpyxl.load_workbook(io.BytesIO(x.content)).active
     assert ws is not None
     sheet = list(ws.iter_rows(values_only=True))
-    assert [r[5] for r in sheet if r[0] == "계"] == [round(summary["total"]["spent"] / 1_000_000)]
+    [total] = [r for r in sheet if r[0] == "계"]
+    assert total[3:6] == (668_901, 682_752, 49_232)  # 001's 계 as printed (백만원)
+    assert total[9:12] == tuple(round(summary["total"][k] / 1_000_000) for k in ("original", "current", "spent"))
     # sorted by 집행액, largest first, inside the 과; the 소계 stays first
     spent = [int(v.replace(",", "")) for v in re.findall(
         r'<tr class="program" data-division="경제정책과">.*?</th>\s*<td>[\d,-]+</td><td>[\d,-]+</td><td>([\d,]+)</td>',

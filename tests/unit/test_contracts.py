@@ -140,3 +140,21 @@ def test_committed_schemas_are_regenerated():
 
     stale = [name for name, schema in current_schemas().items() if load_committed().get(name) != schema]
     assert stale == [], f"run `execwatch contracts write`: {stale}"
+
+
+def test_a_division_snapshot_states_a_division_or_its_office() -> None:
+    facts = {"office": "경제실", "fiscal_year": 2025, "as_of": "2025-01-31", "original": 668_901_000_000,
+             "current": 682_752_000_000, "spent": 49_232_000_000, "unit": "백만원"}
+    # the 계 of a 예산현황: the 실's own figures, keyed by the 실
+    whole = parse_event(f.envelope("budget.division_snapshot", "division:경제실/", {**facts, "division": None}))
+    assert whole.payload.division is None and whole.payload.original == 668_901_000_000
+    sub = parse_event(f.envelope("budget.division_snapshot", "division:경제실/경제정책과",
+                                 {**facts, "division": "경제정책과"}))
+    assert sub.payload.division == "경제정책과"
+    with pytest.raises(ContractError, match="division:경제실/"):
+        parse_event(f.envelope("budget.division_snapshot", "division:경제실/경제정책과", {**facts, "division": None}))
+    with pytest.raises(ContractError, match="name the office"):
+        parse_event(f.envelope("budget.division_snapshot", "division:/", {**facts, "office": None}))
+    with pytest.raises(ContractError, match="at least one"):
+        parse_event(f.envelope("budget.division_snapshot", "division:경제실/", {
+            "office": "경제실", "fiscal_year": 2025, "as_of": "2025-01-31"}))

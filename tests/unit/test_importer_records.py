@@ -306,3 +306,26 @@ def test_the_state_file_remembers_scopes(seeds, tmp_path):
     # a later report's row by the part's name never resolves to the part, only to records
     match = again.resolve("홍릉 일대 도시재생뉴딜사업 지원", "첨단산업과", "later.txt")
     assert match.program_id == "첨단산업과/홍릉일대도시재생뉴딜사업지원"
+
+
+def test_every_subtotal_and_the_total_are_published_as_printed(january):
+    """The printed 소계 and 계 are facts of record: one division snapshot per 과 and one for the 실,
+    each exactly the report's figures (no rounding difference, unlike the sum of the rows)."""
+    facts = {e.key: e for e in january.envelopes if e.event_type == "budget.division_snapshot"}
+    want = {f"division:경제실/{d}": (d, figures) for d, figures in SUBTOTALS.items()}
+    want["division:경제실/"] = (None, TOTAL)
+    assert set(facts) == set(want)
+    for key, (division, (original, current, spent)) in want.items():
+        p = facts[key].payload
+        assert (p.office, p.division, p.fiscal_year, p.as_of, p.unit) == ("경제실", division, 2025, AS_OF, "백만원")
+        assert (p.original, p.current, p.committed, p.spent) == (original * M, current * M, None, spent * M), key
+        assert p.source_ref.section == "예산현황" and p.source_ref.line is not None
+    # 창업정책과's 소계 is printed above its heading (after 일자리정책과's rows): still its own
+    lines = _seed_lines(january)
+    assert lines[facts["division:경제실/창업정책과"].payload.source_ref.line - 1].split() == \
+        ["소", "계", "71,880", "71,912", "66,929", "542", "0.8"]
+    assert lines[facts["division:경제실/"].payload.source_ref.line - 1].startswith("계 668,901 682,752")
+
+
+def _seed_lines(doc: DocumentResult) -> list[str]:
+    return Path(doc.path).read_text(encoding="utf-8").splitlines()

@@ -23,6 +23,7 @@ from services.web.clients import (
     Plan,
     PlanPoint,
     Recipient,
+    Reported,
     SourceRef,
     WindowChange,
 )
@@ -81,6 +82,62 @@ def test_report_table_keeps_subtotals_from_the_view_and_only_records_as_rows() -
     assert [r.label for r in by_spent.blocks[1].rows] == ["기본경비", "서울형R&D지원"]
     only = domain.report_table(_summary(), programs, division="일자리정책과")
     assert [b.division for b in only.blocks] == ["일자리정책과"]
+
+
+def _reported_summary(spent_sum: int = 183_240_000, as_of: date = date(2025, 1, 31)) -> BudgetSummary:
+    """001's 경제정책과 and 계 (백만원, typed from the report) beside sums of programs that carry
+    exact 천원 figures (the 본예산 of its programs adds up to 120,664.973 백만원)."""
+    econ = Reported(as_of=as_of, original=120_664 * M, current=120_809 * M, spent=183 * M, rate=Decimal("0.2"),
+                    unit="백만원")
+    whole = Reported(as_of=as_of, original=668_901 * M, current=682_752 * M, spent=49_232 * M,
+                     rate=Decimal("7.2"), unit="백만원")
+    return BudgetSummary(fiscal_year=2025, as_of=date(2025, 1, 31), divisions=[
+        Figures(office="경제실", division="경제정책과", programs=15, original=120_664_973_000,
+                current=120_809_973_000, spent=spent_sum, rate=Decimal("0.2"), plan_rate=Decimal("10.3"),
+                reported=econ),
+    ], total=Figures(programs=122, original=668_903 * M, current=682_754 * M, spent=49_232 * M,
+                     rate=Decimal("7.2"), reported=whole))
+
+
+def test_subtotals_print_the_reports_figures_with_the_sum_of_programs_beside() -> None:
+    programs = [_program("경제정책과/서울형R&D지원", "경제정책과", 1 * M)]
+    table = domain.report_table(_reported_summary(), programs)
+    sub = table.blocks[0].subtotal
+    assert (sub.original, sub.current, sub.spent, sub.rate) == (120_664 * M, 120_809 * M, 183 * M, Decimal("0.2"))
+    assert sub.of_record == date(2025, 1, 31) and sub.versus == Decimal("-10.1")
+    beside = sub.beside
+    assert beside is not None and beside.label == "세부사업 합"
+    assert domain.amount(beside.original, "백만원") == "120,665"
+    assert beside.note("original", "백만원") == "반올림 차 +1"
+    assert beside.note("original", "천원") == "반올림 차 +973"
+    assert beside.note("spent", "백만원") == "반올림 차 +0"  # 0.24 백만원: the sign says which way
+    assert (table.total.original, table.total.current) == (668_901 * M, 682_752 * M)
+    assert table.total.beside is not None and table.total.beside.note("current", "백만원") == "반올림 차 +2"
+    assert table.total.beside.note("spent", "백만원") is None  # the same figure
+    assert domain.of_record_text(table) == "2025-01-31 기준"
+    # more than rounding explains (16 rows of half a 백만원 at most): said so, not called rounding
+    off = domain.report_table(_reported_summary(spent_sum=200 * M), programs).blocks[0].subtotal.beside
+    assert off is not None and off.note("spent", "백만원") == "차이 +17" and not off.within_rounding("spent")
+    # the downloads carry both: the printed figures, the sums and where the printed ones come from
+    rows = list(openpyxl.load_workbook(io.BytesIO(export.to_xlsx(table, "백만원"))).active.iter_rows(values_only=True))
+    sub_row = next(r for r in rows if r[0] == "소계")
+    assert sub_row[3:6] == (120_664, 120_809, 183)
+    assert sub_row[9:13] == (120_665, 120_810, 183, "보고서 (2025-01-31 기준)")
+    program_row = next(r for r in rows if r[0] == "세부사업")
+    assert program_row[9:13] == (None, None, None, None)
+
+
+def test_an_older_report_is_shown_beside_newer_sums() -> None:
+    """Programs with figures after the report's 기준일: the 소계 is their sum, the report's beside."""
+    summary = _reported_summary().model_copy(update={"as_of": None})
+    later = _program("경제정책과/서울형R&D지원", "경제정책과", 1 * M).model_copy(update={"as_of": date(2025, 2, 28)})
+    sub = domain.report_table(summary, [later]).blocks[0].subtotal
+    assert sub.of_record is None and sub.original == 120_664_973_000
+    assert sub.beside is not None and sub.beside.label == "보고서 (2025-01-31 기준)"
+    assert sub.beside.original == 120_664 * M and sub.beside.note("original", "백만원") is None
+    # without reported figures, the sums as before
+    plain = domain.report_table(_summary(), []).blocks[0].subtotal
+    assert plain.beside is None and plain.of_record is None and plain.current == 120_809 * M
 
 
 def _alert(fp: str, division: str, names: list[str], **kw: object) -> Alert:

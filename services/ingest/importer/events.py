@@ -18,7 +18,10 @@ Division facts: a 과-level execution table (예산현액, 원인행위액, 지�
 is about divisions, not programs. Each 과 row becomes one `budget.division_snapshot` (key
 `division:<office>/<division>`, as of the table's 기준일); the budget service shows it in the
 division view beside the sum of that 과's programs. Its 계 row is not published (it is the sum
-of the rows; the import report shows it).
+of the rows; the import report shows it). A 예산현황's printed 소계 and 계 are facts of record
+too: each 소계 a `budget.division_snapshot` of its 과 (본예산, 예산현액, 집행액 as printed, in the
+table's unit), the 계 one of the 실 (division null, key `division:<office>/`). The view prints
+them as the report does, with the sum of the programs (which differs by rounding) beside.
 
 The national table (a national plan's 세부사업/(내역사업) table, two programs per printed line,
 in 억원): those are the national government's programs, not Seoul's 세출. Each row becomes a
@@ -69,6 +72,7 @@ from contracts import (
     deterministic_id,
 )
 from contracts.budget import division_key
+from contracts.money import UNIT_FACTORS
 from contracts.programs import ContactInfo, SourceRef
 from services.ingest.importer.contacts import _edit_distance
 from services.ingest.importer.identity import ProgramRegistry, Unmatched, display_key, make_program_id
@@ -181,6 +185,7 @@ class RecordFigures:
     current: int | None
     spent: int | None
     tolerance: int  # 원
+    line: int | None = None  # where the 소계 / 계 is printed
 
 
 @dataclass
@@ -523,8 +528,33 @@ class _Builder:
                     label = f"{div} 소계" if div else "계"
                     n = counts.get(div, 0)
                     table.printed.append(RecordFigures(label, div, r.original, r.current, r.spent,
-                                                       -(-n // 2) * tol))
+                                                       -(-n // 2) * tol, r.line))
             self.out.record_tables.append(table)
+
+    def record_figures(self, table: RecordTable) -> None:
+        """The printed 소계 and 계 of a 예산현황 table as facts of record: each 소계 a division
+        snapshot of its 과, the 계 one of the 실 (no division). They are what the report says, in
+        its unit; the sum of the programs may differ from them by rounding (some programs carry
+        exact 천원 figures from their detail tables), and the view shows both. The 과 of a 소계 is
+        the one the reconciliation uses (`read_records`), also where it is printed before the
+        division's heading."""
+        if table.as_of is None or not table.printed:
+            return  # a table without 기준일 states no date the figures hold on
+        if not (self.fy - 1 <= table.as_of.year <= self.fy + 1):
+            return  # read_records' rows already carry that issue
+        unit = table.unit if table.unit in UNIT_FACTORS else None
+        for fig in table.printed:
+            if fig.division is None and not table.office:
+                self.issue(fig.line or table.line, "계 of a 예산현황 whose 실 is unknown; not published as the "
+                                                   "실's figures", fig.label)
+                continue
+            if fig.original is None and fig.current is None and fig.spent is None:
+                continue
+            payload = DivisionSnapshot(office=table.office, division=fig.division, fiscal_year=self.fy,
+                                       as_of=table.as_of, original=fig.original, current=fig.current,
+                                       spent=fig.spent, unit=unit, source_ref=self.ref("예산현황", fig.line))
+            key = division_key(table.office, fig.division)
+            self.emit(DivisionSnapshotEvent, key, f"division/{table.as_of.isoformat()}/0", payload)
 
     def agrees(self, d: _Detail, rec: _Record) -> bool:
         half = half_unit(UNIT_TOLERANCE.get(rec.table.unit, 1))
@@ -865,7 +895,9 @@ class _Builder:
         # 5. Audit findings and their follow-ups (see "action items" below).
         for item in self.rep.action_items:
             self.action_item(item)
-        # 6. Tables at another level: 과-level execution, a national plan's program table.
+        # 6. Tables at another level: the 예산현황's 소계/계, 과-level execution, a national plan's table.
+        for table in self.out.record_tables:
+            self.record_figures(table)
         for x in self.rep.division_execution:
             self.division_snapshot(x)
         self.national_table()
@@ -957,6 +989,7 @@ class _Builder:
         division = self.division(x.division) or x.division
         payload = DivisionSnapshot(office=self.rep.office, division=division, fiscal_year=self.fy, as_of=x.as_of,
                                    current=x.current, committed=x.committed, spent=x.spent,
+                                   unit=x.unit if x.unit in UNIT_FACTORS else None,
                                    source_ref=self.ref(DIVISION_SECTION, x.line))
         key = division_key(self.rep.office, division)
         self.emit(DivisionSnapshotEvent, key, f"division/{x.as_of.isoformat()}/0", payload)

@@ -20,7 +20,7 @@ KIND_LABELS = {
     "budget.line_set": "예산 budget.line_set",
     "budget.execution_snapshot": "집행 현황 budget.execution_snapshot",
     "budget.amended": "추경 budget.amended",
-    "budget.division_snapshot": "과별 집행 budget.division_snapshot",
+    "budget.division_snapshot": "과/실 보고 수치 budget.division_snapshot",
     "milestone.set": "일정 milestone.set",
     "target.set": "목표 target.set",
 }
@@ -262,8 +262,9 @@ def _describe(e: AnyEnvelope) -> str:
     if t == "budget.execution_snapshot":
         return f"집행 {p.as_of}: 원인행위 {_won(p.committed)}, 지출 {_won(p.spent)}"
     if t == "budget.division_snapshot":
-        return (f"과별 집행 {p.division} {p.as_of}: 예산현액 {_won(p.current)}, 원인행위 {_won(p.committed)}, "
-                f"지출 {_won(p.spent)}")
+        who = p.division or f"{p.office} 계"
+        return (f"과/실 보고 수치 {who} {p.as_of}: 본예산 {_won(p.original)}, 예산현액 {_won(p.current)}, "
+                f"원인행위 {_won(p.committed)}, 지출 {_won(p.spent)}")
     if t == "budget.amended":
         when = p.effective_date or "시행일 미상"
         return (f"추경 {p.amendment_id} ({when}): 기정 {_won(p.before)} + 증감 {p.change:+,}원 = {_won(p.after)}")
