@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ServiceName = Literal["ingest", "budget", "programs", "notify"]
 SERVICES: tuple[ServiceName, ...] = ("ingest", "budget", "programs", "notify")
@@ -71,6 +71,13 @@ class Settings(BaseSettings):
         description='JSON {"source": "token"}: department systems allowed to publish, and their tokens',
     )
     ingest_max_batch: int = Field(default=1000, ge=1)
+    ingest_max_body_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=1024, description="largest HTTP request body; larger is refused (413) unread"
+    )
+    ingest_mail_domains: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["seoul.go.kr"],
+        description="contact e-mail domains ingest accepts (and their subdomains); JSON list or comma-separated",
+    )
     relay_interval_s: float = Field(default=0.5, gt=0)
 
     # --- budget ----------------------------------------------------------------------------------
@@ -147,6 +154,15 @@ class Settings(BaseSettings):
     notify_webhook_timeout_s: float = Field(default=10.0, gt=0)
     notify_ack_secret: SecretStr = Field(default=SecretStr("execwatch-ack"), description="signs acknowledge links")
     notify_public_url: str | None = Field(default=None, description="base URL of the notify API, for links in mail")
+
+    @field_validator("ingest_mail_domains", mode="before")
+    @classmethod
+    def _domains_from_text(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            items = json.loads(text) if text.startswith("[") else text.split(",")
+            return [str(d).strip().lower().lstrip("@") for d in items if str(d).strip()]
+        return value
 
     @field_validator("ingest_sources", mode="before")
     @classmethod

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from services.common.db import OutboxRelay
+from services.common.logging import get_logger
 from services.common.runtime import Runtime, http_app, serve
 from services.common.settings import Settings, get_settings
 from services.ingest import api, handlers
 from services.ingest.store import IngestOutbox
+
+log = get_logger(__name__)
 
 
 def build(settings: Settings, *, start_broker: bool = True) -> FastAPI:
@@ -19,8 +23,16 @@ def build(settings: Settings, *, start_broker: bool = True) -> FastAPI:
     rt.background.append(lambda: relay.run(settings.relay_interval_s))
     app = http_app(rt, "execwatch ingest", start_broker=start_broker)
     app.state.relay = relay
-    app.include_router(api.router(rt, relay))
+    app.include_router(api.router)
+    app.add_exception_handler(api.Refused, api.refused_response)
+    app.add_exception_handler(Exception, _internal_error)
     return app
+
+
+def _internal_error(_: Request, exc: Exception) -> JSONResponse:
+    """Even a bug answers JSON (the request's transaction was rolled back)."""
+    log.error("unhandled error", error=f"{type(exc).__name__}: {exc}"[:300])
+    return JSONResponse(status_code=500, content={"error": "internal error; nothing of this request was stored"})
 
 
 def main() -> None:

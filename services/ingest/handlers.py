@@ -1,59 +1,71 @@
 """Ingest's Kafka side: department systems that speak Kafka publish to the inbound topic.
 
 Each record carries the envelope as its value and the source's token in the header
-`x-execwatch-token`. Valid, authenticated events go to the same outbox as the HTTP path;
-everything else is dead-lettered with the reason. Offsets are committed after the outbox commit.
+`x-execwatch-token`. Records go through the same use case as HTTP (`service.accept`), each on its
+own: what is valid is stored in the outbox, everything else is dead-lettered with the reason
+(stage auth, contract, rights, policy or conflict). Offsets are committed after the outbox commit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 
 from faststream import Context
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
 
-from contracts import AnyEvent
+from contracts import MAX_EVENT_BYTES
 from contracts.topics import INBOUND
 from services.common.consumer import batch_subscriber, record_lag
 from services.common.db import OutboxRelay
-from services.common.messaging import Incoming, dead_letter, decode_batch, header, records_of
+from services.common.messaging import Incoming, dead_letter, header, records_of
 from services.common.runtime import Runtime
-from services.ingest import domain, store
-from services.ingest.metrics import ACCEPTED, REJECTED
+from services.ingest import domain, service
+from services.ingest.domain import Problem
+from services.ingest.metrics import ACCEPTED, DUPLICATES, REJECTED
 
 TOKEN_HEADER = "x-execwatch-token"
+
+
+def reason(problem: Problem, note: str = "") -> str:
+    """The `x-error` header: a plain sentence for auth, rights and conflicts; the field errors as
+    JSON for contract and policy problems (as `execwatch deadletter list` shows them)."""
+    if problem.stage == "auth":
+        return problem.errors[0].message + note
+    if problem.stage in ("rights", "conflict"):
+        return "; ".join(f"{e.field}: {e.message}" for e in problem.errors) + note
+    errors = [{**e.model_dump(mode="json"), "message": e.message + note} for e in problem.errors]
+    return json.dumps(errors, ensure_ascii=False)
 
 
 def register(rt: Runtime, relay: OutboxRelay) -> None:
     broker: KafkaBroker = rt.broker
     settings = rt.settings
     tokens = {s: t.get_secret_value() for s, t in settings.ingest_sources.items()}
+    policy = service.policy_from(settings)
 
     @batch_subscriber(rt, [INBOUND.name], group_id="execwatch-ingest", title="ingest.inbound",
                       description="Envelopes from department systems; token in header x-execwatch-token")
     async def on_inbound(_: list[bytes], message: KafkaMessage = Context("message")) -> None:
-        good: list[AnyEvent] = []
         records = records_of(message.raw_message)
         record_lag("ingest", getattr(message, "consumer", None), records)
-        for item in decode_batch(records):
-            if item.event is None:
-                REJECTED.labels(path="kafka", reason="contract").inc()
-                await dead_letter(broker, settings, "ingest", item, "contract")
-                continue
-            source = domain.authenticate(tokens, header(item.record, TOKEN_HEADER))
-            problem = domain.publish_problem(item.event, source) if source else None
-            if source is None:
-                reason, label = "unknown or missing token", "auth"
-            elif problem is not None:
-                reason, label = f"{problem.field}: {problem.message}", "rights"
-            else:
-                good.append(item.event)
-                continue
-            REJECTED.labels(path="kafka", reason=label).inc()
-            await dead_letter(broker, settings, "ingest", Incoming(item.record, None, reason, item.raw), "auth")
-        if good:
-            accepted, _duplicates = await asyncio.to_thread(store.accept_committed, rt.db, good, settings.topic_prefix)
-            ACCEPTED.labels(path="kafka").inc(len(accepted))
+        raws = [r.value if isinstance(r.value, bytes) else bytes(r.value or b"") for r in records]
+        submissions = [service.Submission(raw, domain.authenticate(tokens, header(rec, TOKEN_HEADER)))
+                       for rec, raw in zip(records, raws, strict=True)]
+        outcome = await asyncio.to_thread(service.accept, rt.db, submissions, policy, all_or_nothing=False)
+        if outcome.accepted:
+            ACCEPTED.labels(path="kafka").inc(len(outcome.accepted))
             relay.wake()
-
+        DUPLICATES.labels(path="kafka").inc(len(outcome.duplicates))
+        # After the outbox commit: a failure here redelivers the batch, whose stored events are
+        # then duplicates, and the dead letters are sent again (at least once).
+        for problem in [*outcome.rejected, *(c.as_problem() for c in outcome.conflicts)]:
+            rec, raw = records[problem.index], raws[problem.index]
+            note = ""
+            if len(raw) > MAX_EVENT_BYTES:  # the dead letter must itself be publishable
+                raw, note = raw[:MAX_EVENT_BYTES], f" (dead letter holds its first {MAX_EVENT_BYTES:,} bytes)"
+            why = reason(problem, note)
+            REJECTED.labels(path="kafka", reason=problem.stage).inc()
+            stage = "auth" if problem.stage == "rights" else problem.stage
+            await dead_letter(broker, settings, "ingest", Incoming(rec, None, why, raw), stage)
