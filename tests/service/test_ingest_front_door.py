@@ -96,9 +96,9 @@ async def test_a_hundred_megabyte_body_without_a_token_is_401_unread(app):
             upload = Upload(100 * MiB)
             resp = await client.post("/v1/events", headers=headers, content=upload)
             assert resp.status_code == 401
+            assert upload.pulled <= 1, f"read {upload.pulled} MiB of an unauthenticated body"
             assert resp.headers["www-authenticate"].startswith("Bearer")
             assert "Bearer" in resp.json()["error"]
-            assert upload.pulled <= 1, f"read {upload.pulled} MiB of an unauthenticated body"
 
 
 async def test_an_authenticated_body_is_read_only_up_to_the_limit(app):
