@@ -68,8 +68,17 @@ class Demo:
     def url(self, service: str, path: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}{path}"
 
+    def key(self, label: str = "operator") -> str:
+        """The key the demo printed for one of its identities, as a user copies it from the output."""
+        for line in self.lines:
+            if line.strip().startswith(f"{label} ") and "Authorization: Bearer " in line:
+                return line.rsplit("Authorization: Bearer ", 1)[1].strip()
+        raise AssertionError(f"the demo printed no {label} key:\n{self.output()[-3000:]}")
+
     def get(self, service: str, path: str, **params: Any) -> httpx.Response:
-        return httpx.get(self.url(service, path), params=params, timeout=20)
+        """Reads need a key: the demo's operator, printed at start."""
+        return httpx.get(self.url(service, path), params=params, timeout=20,
+                         headers={"Authorization": f"Bearer {self.key()}"})
 
     def output(self) -> str:
         return "".join(self.lines)
