@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 #: The acknowledge-link secret shipped for the demo: anything but the demo refuses to start with it.
 DEMO_ACK_SECRET = "execwatch-ack"
@@ -84,6 +84,9 @@ class Settings(BaseSettings):
         description='JSON {"source": "token"}: department systems allowed to publish, and their tokens',
     )
     ingest_max_batch: int = Field(default=1000, ge=1)
+    ingest_max_body_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=1024, description="largest HTTP request body; larger is refused (413) unread"
+    )
     relay_interval_s: float = Field(default=0.5, gt=0)
 
     # --- budget ----------------------------------------------------------------------------------
@@ -225,9 +228,20 @@ class Settings(BaseSettings):
     auth_failures_per_min: int = Field(default=10, ge=1,
                                        description="failed authentications per credential and per address")
     auth_writes_per_min: int = Field(default=120, ge=1, description="write requests per identity and per address")
-    mail_domains: list[str] = Field(
+    mail_domains: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["seoul.go.kr", "seoul.example"],
-        description="JSON list: contacts in events may only have addresses in these domains (or subdomains)")
+        description="contacts in events may only have addresses in these domains (or their subdomains); "
+                    "JSON list or comma-separated")
+
+    @field_validator("mail_domains", mode="before")
+    @classmethod
+    def _domains_from_text(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            value = json.loads(text) if text.startswith("[") else text.split(",")
+        if isinstance(value, list | tuple):  # compared lower-case, without a leading @
+            return [str(d).strip().lower().lstrip("@") for d in value if str(d).strip()]
+        return value
 
     @field_validator("ingest_sources", "web_demo_keys", mode="before")
     @classmethod
