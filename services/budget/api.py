@@ -9,7 +9,6 @@ the path, encoded (%2F) or not."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 from collections.abc import Sequence
@@ -18,21 +17,21 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
 from urllib.parse import quote
 
-import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Query, Request, Response
-from sqlmodel import col, select
 
 from contracts.budget import Account
 from contracts.money import UNIT_FACTORS
-from services.budget import queries, service
+from services.budget import queries, schemas
+from services.budget.deps import ConfigDep, ReadSession
 from services.budget.queries import PROGRAM_COLUMNS, Scope, Sort, Status
-from services.budget.store import BudgetProgram
+from services.common.api_types import ACCESS_ERRORS, CSV_ALTERNATIVE, errors
 from services.common.auth import Reader, office_scope
-from services.common.runtime import Runtime
 
 AMOUNT_FIELDS = ("original", "carried_over", "supplementary", "current_budget", "current", "committed", "spent",
                  "balance", "planned_amount", "before", "change", "after")
 AccountFilter = Literal[Account, "미지정"]
+UNIT = Query(None, description="also render amounts in 천원, 백만원 or 억원 (`display`)")
+FORMAT = Query(None, description="json (default) or csv; or send Accept: text/csv")
 
 
 # ---------------------------------------------------------------- rendering helpers
@@ -50,17 +49,6 @@ def with_display(item: dict[str, Any], unit: str | None) -> dict[str, Any]:
     item["display"] = {"unit": unit, **{k: render_amount(v, unit) for k, v in item.items()
                                         if k in AMOUNT_FIELDS and isinstance(v, int)}}
     return item
-
-
-def exact(value: Any) -> Any:
-    """Rates as strings ("10.3"), as the contracts do: JSON floats would blur 0.1 steps."""
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: exact(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [exact(v) for v in value]
-    return value
 
 
 def check_unit(unit: str | None) -> str | None:
@@ -109,113 +97,88 @@ def content_disposition(filename: str) -> str:
 
 # ---------------------------------------------------------------- routes
 
+router = APIRouter(prefix="/v1/budget", tags=["budget"], responses=ACCESS_ERRORS)
+CSV_OR_JSON = {**CSV_ALTERNATIVE, **errors(422, description="bad unit or format")}
 
-def router(rt: Runtime, cfg: service.Config | None = None) -> APIRouter:
-    api = APIRouter(prefix="/v1/budget", tags=["budget"])
-    config = cfg or service.Config.from_settings(rt.settings)
 
-    @api.get("/summary", response_model=None)
-    async def summary(who: Reader, request: Request, fiscal_year: int = Query(ge=2000, le=2100),
-                      as_of: date | None = None,
-                      account: AccountFilter | None = Query(
-                          None, description="one account only; default: the 세출 (everything but 기금)"),
-                      unit: str | None = None, format: str | None = None) -> dict[str, Any] | Response:
-        check_unit(unit)
+@router.get("/summary", response_model=schemas.Summary, responses=CSV_OR_JSON)
+def summary(who: Reader, request: Request, session: ReadSession, config: ConfigDep,
+            fiscal_year: int = Query(ge=2000, le=2100), as_of: date | None = None,
+            account: AccountFilter | None = Query(
+                None, description="one account only; default: the 세출 (everything but 기금)"),
+            unit: str | None = UNIT, format: str | None = FORMAT) -> dict[str, Any] | Response:
+    """Rollups by 실, 과 and in total (and by account), with the figures the reports print for a
+    whole 과 or 실 beside them."""
+    check_unit(unit)
+    data = queries.summary(session, config, fiscal_year, as_of, account)
+    if wants_csv(request, format):
+        rows = []
+        for office in data["offices"]:
+            rows += [{"level": "과", "office": office["office"], **with_reported(d)} for d in office["divisions"]]
+            rows.append({"level": "실", **with_reported({k: v for k, v in office.items() if k != "divisions"})})
+        rows.append({"level": "계", **with_reported(data["total"])})
+        cols = ("level", "office", "division", "programs", "original", "carried_over", "supplementary", "current",
+                "committed", "committed_unknown", "spent", "balance", "rate", "commit_rate", "plan_rate", "gap",
+                *REPORTED_COLUMNS)
+        return csv_response(rows, cols, f"budget-summary-{fiscal_year}.csv")
+    for item in [*data["offices"], *data["divisions"], data["total"], *data["accounts"].values()]:
+        with_display(item, unit)
+        for d in item.get("divisions", []):
+            with_display(d, unit)
+    return data
 
-        def q() -> dict[str, Any]:
-            with rt.db.read() as s:
-                return queries.summary(s, config, fiscal_year, as_of, account)
 
-        data = await asyncio.to_thread(q)
-        if wants_csv(request, format):
-            rows = []
-            for office in data["offices"]:
-                rows += [{"level": "과", "office": office["office"], **with_reported(d)} for d in office["divisions"]]
-                rows.append({"level": "실", **with_reported({k: v for k, v in office.items() if k != "divisions"})})
-            rows.append({"level": "계", **with_reported(data["total"])})
-            cols = ("level", "office", "division", "programs", "original", "carried_over", "supplementary", "current",
-                    "committed", "committed_unknown", "spent", "balance", "rate", "commit_rate", "plan_rate", "gap",
-                    *REPORTED_COLUMNS)
-            return csv_response(rows, cols, f"budget-summary-{fiscal_year}.csv")
-        for item in [*data["offices"], *data["divisions"], data["total"], *data["accounts"].values()]:
-            with_display(item, unit)
-            for d in item.get("divisions", []):
-                with_display(d, unit)
-        return exact(data)  # type: ignore[no-any-return]
+@router.get("/programs", response_model=schemas.ProgramPage, responses=CSV_OR_JSON)
+def programs(who: Reader, request: Request, session: ReadSession, fiscal_year: int | None = None,
+             office: str | None = None, division: str | None = None, status: Status | None = None,
+             level: Literal["ok", "warning", "critical"] | None = None, scope: Scope | None = None,
+             account: AccountFilter | None = None, sort: Sort = "program_id",
+             limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0),
+             unit: str | None = UNIT, format: str | None = FORMAT) -> dict[str, Any] | Response:
+    """The program list: filtered, sorted (`gap`: most behind plan first), paged. Staff see their 실."""
+    check_unit(unit)
+    office = office_scope(who, office)
+    stmt = queries.programs_stmt(fiscal_year, office, division, status or level, scope, account)
+    total, items = queries.list_programs(session, stmt, sort, limit, offset)
+    if wants_csv(request, format):
+        return csv_response(items, PROGRAM_COLUMNS, "budget-programs.csv")
+    return {"items": [with_display(i, unit) for i in items], "total": total, "offset": offset, "limit": limit,
+            "sort": sort}
 
-    @api.get("/programs", response_model=None)
-    async def programs(who: Reader, request: Request, fiscal_year: int | None = None, office: str | None = None,
-                       division: str | None = None, status: Status | None = None,
-                       level: Literal["ok", "warning", "critical"] | None = None, scope: Scope | None = None,
-                       account: AccountFilter | None = None, sort: Sort = "program_id",
-                       limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0),
-                       unit: str | None = None, format: str | None = None) -> dict[str, Any] | Response:
-        check_unit(unit)
-        office = office_scope(who, office)
-        stmt = queries.programs_stmt(fiscal_year, office, division, status or level, scope, account)
 
-        def q() -> dict[str, Any]:
-            with rt.db.read() as s:
-                total, items = queries.list_programs(s, stmt, sort, limit, offset)
-                return {"items": [with_display(i, unit) for i in items], "total": total,
-                        "offset": offset, "limit": limit, "sort": sort}
+# `:path` so ids with "/" reach the handler; it is the last route under /programs.
+@router.get("/programs/{program_id:path}", response_model=schemas.ProgramDetail,
+            responses={**CSV_OR_JSON, **errors(404)})
+def program(who: Reader, request: Request, session: ReadSession, config: ConfigDep, program_id: str,
+            fiscal_year: int | None = None,
+            as_of: date | None = Query(None, description="the program as it stood on this date"),
+            unit: str | None = UNIT, format: str | None = FORMAT) -> dict[str, Any] | Response:
+    """One program with its parts, budget lines, history, amendments, plan and alerts (CSV: its history)."""
+    check_unit(unit)
+    found = queries.program_detail(session, config, program_id, fiscal_year, as_of)
+    if found is None:
+        raise HTTPException(404, "no such program")
+    if wants_csv(request, format):
+        cols = ("as_of", "revision", "committed", "spent", "current_budget", "rate", "commit_rate", "plan_rate",
+                "gap")
+        return csv_response(found["history"], cols, f"budget-{program_id}-{found['fiscal_year']}.csv")
+    with_display(found, unit)
+    for item in found["history"] + found["amendments"] + found["parts"] + found["lines"]:
+        with_display(item, unit)
+    return found
 
-        data = await asyncio.to_thread(q)
-        if wants_csv(request, format):
-            return csv_response(data["items"], PROGRAM_COLUMNS, "budget-programs.csv")
-        return exact(data)  # type: ignore[no-any-return]
 
-    # `:path` so ids with "/" reach the handler; it is the last route under /programs.
-    @api.get("/programs/{program_id:path}", response_model=None)
-    async def program(who: Reader, request: Request, program_id: str, fiscal_year: int | None = None,
-                      as_of: date | None = Query(None, description="the program as it stood on this date"),
-                      unit: str | None = None, format: str | None = None) -> dict[str, Any] | Response:
-        check_unit(unit)
+@router.get("/unlinked", response_model=schemas.HeldOutPage)
+def unlinked(who: Reader, session: ReadSession, fiscal_year: int | None = None,
+             limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)) -> dict[str, Any]:
+    """Report sections that could not be linked to a 세부사업 of record: listed for review,
+    held out of every total until an alias links them."""
+    return queries.held_out_lines(session, fiscal_year, "unlinked", limit, offset)
 
-        def q() -> dict[str, Any] | None:
-            with rt.db.read() as s:
-                return queries.program_detail(s, config, program_id, fiscal_year, as_of)
 
-        found = await asyncio.to_thread(q)
-        if found is None:
-            raise HTTPException(404, "no such program")
-        if wants_csv(request, format):
-            cols = ("as_of", "revision", "committed", "spent", "current_budget", "rate", "commit_rate", "plan_rate",
-                    "gap")
-            return csv_response(found["history"], cols, f"budget-{program_id}-{found['fiscal_year']}.csv")
-        with_display(found, unit)
-        for item in found["history"] + found["amendments"] + found["parts"] + found["lines"]:
-            with_display(item, unit)
-        return exact(found)  # type: ignore[no-any-return]
-
-    @api.get("/unlinked")
-    async def unlinked(who: Reader, fiscal_year: int | None = None, limit: int = Query(100, ge=1, le=1000),
-                       offset: int = Query(0, ge=0)) -> dict[str, Any]:
-        """Report sections that could not be linked to a 세부사업 of record: listed for review,
-        held out of every total until an alias links them."""
-
-        def q() -> dict[str, Any]:
-            with rt.db.read() as s:
-                return queries.held_out_lines(s, fiscal_year, "unlinked", limit, offset)
-
-        return exact(await asyncio.to_thread(q))  # type: ignore[no-any-return]
-
-    @api.get("/unknown-programs")
-    async def unknown_programs(who: Reader, fiscal_year: int | None = None, limit: int = Query(100, ge=1, le=1000),
-                               offset: int = Query(0, ge=0)) -> dict[str, Any]:
-        """Programs that report execution but have no budget line: kept, not dropped; their
-        numbers join the rollups when the line arrives."""
-        stmt = queries.programs_stmt(fiscal_year, None, None, "unbudgeted")
-
-        def q() -> dict[str, Any]:
-            with rt.db.read() as s:
-                total = s.exec(select(sa.func.count()).select_from(stmt.subquery())).one()
-                rows = s.exec(stmt.order_by(col(BudgetProgram.program_id)).offset(offset).limit(limit)).all()
-                return {"items": [{"program_id": r.program_id, "fiscal_year": r.fiscal_year, "as_of": r.as_of,
-                                   "committed": r.committed, "spent": r.spent, "snapshots": r.snapshots,
-                                   "updated_at": r.updated_at} for r in rows],
-                        "total": total, "offset": offset, "limit": limit}
-
-        return await asyncio.to_thread(q)
-
-    return api
+@router.get("/unknown-programs", response_model=schemas.UnknownProgramPage)
+def unknown_programs(who: Reader, session: ReadSession, fiscal_year: int | None = None,
+                     limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)) -> dict[str, Any]:
+    """Programs that report execution but have no budget line: kept, not dropped; their
+    numbers join the rollups when the line arrives."""
+    return queries.unknown_programs(session, fiscal_year, limit, offset)

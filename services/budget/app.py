@@ -22,8 +22,8 @@ def build(settings: Settings, *, start_broker: bool = True) -> FastAPI:
     rt.background.append(lambda: relay.run(settings.relay_interval_s * 4))
     rt.background.append(lambda: gauges.run(rt.db, cfg, settings.budget_metrics_refresh_s))
     app = http_app(rt, "execwatch budget", start_broker=start_broker)
-    app.state.gauges = gauges
-    app.include_router(api.router(rt, cfg))
+    app.state.gauges, app.state.budget_config = gauges, cfg
+    app.include_router(api.router)
     return app
 
 

@@ -441,3 +441,14 @@ def held_out_lines(s: Session, fiscal_year: int | None, scope: Scope, limit: int
     stmt = programs_stmt(fiscal_year, None, None, None, scope)
     total, items = list_programs(s, stmt, "program_id", limit, offset)
     return {"items": items, "total": total, "offset": offset, "limit": limit}
+
+
+def unknown_programs(s: Session, fiscal_year: int | None, limit: int, offset: int) -> dict[str, Any]:
+    """Programs that report execution but have no budget line (kept, listed for review)."""
+    stmt = programs_stmt(fiscal_year, None, None, "unbudgeted")
+    total = s.exec(select(sa.func.count()).select_from(stmt.subquery())).one()
+    rows = s.exec(stmt.order_by(col(BudgetProgram.program_id)).offset(offset).limit(limit)).all()
+    return {"items": [{"program_id": r.program_id, "fiscal_year": r.fiscal_year, "as_of": r.as_of,
+                       "committed": r.committed, "spent": r.spent, "snapshots": r.snapshots,
+                       "updated_at": r.updated_at} for r in rows],
+            "total": total, "offset": offset, "limit": limit}
