@@ -10,7 +10,7 @@ pydantic orders fields from the last base to the first, then the class's own."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -286,7 +286,7 @@ class UnknownProgram(BaseModel):
     committed: int | None
     spent: int
     snapshots: int
-    updated_at: IsoDateTime
+    updated_at: datetime
 
 
 class UnknownProgramPage(BaseModel):

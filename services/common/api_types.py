@@ -1,16 +1,14 @@
 """Types the read APIs' response models share, so `/openapi.json` documents every body while
 the JSON stays what clients have always read.
 
-The APIs answered with FastAPI's `jsonable_encoder` before they had models: datetimes as
-`isoformat()` ("+00:00", not pydantic's "Z") and, where no model said otherwise, `Decimal` as a
-JSON number (an int when it has no fraction). `IsoDateTime` and `JsonNumber` keep those forms
-under a model; `Decimal` fields (budget's rates, strings such as "10.3") keep pydantic's default.
+Routes that answered without a response model were encoded by FastAPI's `jsonable_encoder`:
+datetimes as `isoformat()` ("+00:00", where pydantic writes "Z"). `IsoDateTime` keeps that form
+under a model, for those routes' bodies only.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import BaseModel, PlainSerializer, WithJsonSchema
@@ -20,21 +18,10 @@ def _isoformat(value: datetime) -> str:
     return value.isoformat()
 
 
-def _number(value: Decimal) -> int | float:
-    # FastAPI's `decimal_encoder`: whole values as int, others as float.
-    exponent = value.as_tuple().exponent
-    return int(value) if isinstance(exponent, int) and exponent >= 0 else float(value)
-
-
 IsoDateTime = Annotated[
     datetime,
     PlainSerializer(_isoformat, return_type=str, when_used="json"),
     WithJsonSchema({"type": "string", "format": "date-time"}),
-]
-JsonNumber = Annotated[
-    Decimal,
-    PlainSerializer(_number, return_type=float, when_used="json"),
-    WithJsonSchema({"type": "number"}),
 ]
 
 
@@ -45,9 +32,16 @@ class Error(BaseModel):
     detail: str
 
 
+class Invalid(BaseModel):
+    """422: FastAPI's validation errors (a list, one per parameter) or a route's own check (a sentence)."""
+
+    detail: str | list[dict[str, Any]]
+
+
 def errors(*codes: int, description: str | None = None) -> dict[int | str, dict[str, Any]]:
-    """`responses=` for the error answers of a route, each with the `Error` model."""
-    return {code: {"model": Error, **({"description": description} if description else {})} for code in codes}
+    """`responses=` for the error answers of a route: `Error`, or `Invalid` for 422."""
+    return {code: {"model": Invalid if code == 422 else Error, **({"description": description} if description else {})}
+            for code in codes}
 
 
 #: A route that also answers CSV (`?format=csv` or `Accept: text/csv`): the alternative body.

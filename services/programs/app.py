@@ -19,7 +19,8 @@ def build(settings: Settings, *, start_broker: bool = True, clock: service.Clock
     handlers.register(rt, relay, cfg, clock)
     rt.background.append(lambda: relay.run(settings.relay_interval_s * 4))
     app = http_app(rt, "execwatch programs", start_broker=start_broker)
-    app.include_router(api.router(rt, clock, cfg))
+    app.state.clock, app.state.programs_config = clock, cfg
+    app.include_router(api.router)
     return app
 
 
