@@ -72,8 +72,9 @@ def build(settings: Settings, *, start_broker: bool = True, clock: service.Clock
     rt.background.append(lambda: relay.run(settings.relay_interval_s * 4))
     app = http_app(rt, "execwatch notify", start_broker=start_broker)
     app.state.notifier, app.state.dispatcher, app.state.relay = notifier, dispatcher, relay
-    app.include_router(api.router(rt, notifier, renderer))
-    app.include_router(auth_api.router(rt))
+    app.state.renderer = renderer
+    app.include_router(api.router)
+    app.include_router(auth_api.router)
     return app
 
 

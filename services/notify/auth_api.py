@@ -19,9 +19,9 @@ from urllib.parse import parse_qs
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
+from services.common.api_types import ACCESS_ERRORS, errors
 from services.common.auth import (
     LINK_PREFIX,
     SESSION_COOKIE,
@@ -39,32 +39,12 @@ from services.common.auth import (
     too_many,
     verify,
 )
+from services.common.deps import RuntimeDep
 from services.common.runtime import Runtime
+from services.common.settings import Settings
 from services.notify import domain
+from services.notify.schemas import TOKEN_BODY, AuditOut, IdentityOut, LinkSent, LoginLinkIn, SessionOut
 from services.notify.store import NotifyContact, NotifyProgram
-
-
-class LoginLinkIn(BaseModel):
-    email: str = Field(min_length=3, max_length=300)
-
-
-class SessionOut(BaseModel):
-    token: str
-    expires_at: datetime
-    identity: dict[str, Any]
-
-
-class AuditOut(BaseModel):
-    id: int
-    at: datetime
-    actor: str
-    actor_role: str
-    action: str
-    target: str
-    client: str | None
-    service: str
-    detail: dict[str, Any]
-
 
 RANK = {"과장": 3, "팀장": 2, "담당": 1}
 
@@ -127,72 +107,82 @@ async def token_of(request: Request) -> str:
     return token
 
 
-def router(rt: Runtime) -> APIRouter:
-    api = APIRouter(prefix="/v1", tags=["access"])
-    settings = rt.settings
+router = APIRouter(prefix="/v1", tags=["access"])
+
+
+def _urls(settings: Settings) -> tuple[str | None, str | None]:
+    """Notify's public address, and the staff web's confirmation page (which exchanges the
+    token here server-side) when there is one: the sign-in link points there, else here."""
     base = settings.notify_public_url.rstrip("/") if settings.notify_public_url else None
-    # The staff web's confirmation page, which exchanges the token here server-side; else our own.
     login_page = settings.auth_login_url.rstrip("/") if settings.auth_login_url else None
+    return base, login_page
 
-    @api.post("/auth/login-link", status_code=202)
-    async def login_link(request: Request, who: Public, body: LoginLinkIn) -> dict[str, str]:
-        access = access_of(request)
-        for key in (f"addr:{client_of(request)}", f"email:{body.email.lower()}"):
-            wait = access.links.hit(key)
-            if wait:
-                raise too_many(wait)
-        person = await asyncio.to_thread(staff_by_address, rt, body.email)
-        if person is not None:
-            token = login_link_token(access.secret, person, settings.auth_login_ttl_s, access.clock())
-            page = login_page or f"{base or str(request.base_url).rstrip('/')}/v1/auth/callback"
-            link = f"{page}?token={token}"
-            await asyncio.to_thread(send_link, rt, person, link, settings.auth_login_ttl_s // 60)
-            await access.audit(request, person, "auth.login_link", person.email or "")
-        return {"status": "등록된 주소라면 로그인 링크를 보냈습니다 (if the address is known, a link was sent)"}
 
-    @api.get("/auth/callback", response_class=HTMLResponse)
-    async def callback_page(who: Public, token: str = Query(max_length=4000)) -> HTMLResponse:
-        """The link's page: nothing happens until the person presses the button (POST)."""
-        return HTMLResponse(
-            "<!doctype html><html lang='ko'><body><form method='post' action='/v1/auth/callback'>"
-            f"<input type='hidden' name='token' value='{html.escape(token, quote=True)}'>"
-            "<p>execwatch에 로그인하시겠습니까?</p><button type='submit'>로그인</button></form></body></html>")
+@router.post("/auth/login-link", status_code=202, response_model=LinkSent, responses=errors(429))
+async def login_link(request: Request, who: Public, rt: RuntimeDep, body: LoginLinkIn) -> LinkSent:
+    settings = rt.settings
+    base, login_page = _urls(settings)
+    access = access_of(request)
+    for key in (f"addr:{client_of(request)}", f"email:{body.email.lower()}"):
+        wait = access.links.hit(key)
+        if wait:
+            raise too_many(wait)
+    person = await asyncio.to_thread(staff_by_address, rt, body.email)
+    if person is not None:
+        token = login_link_token(access.secret, person, settings.auth_login_ttl_s, access.clock())
+        page = login_page or f"{base or str(request.base_url).rstrip('/')}/v1/auth/callback"
+        link = f"{page}?token={token}"
+        await asyncio.to_thread(send_link, rt, person, link, settings.auth_login_ttl_s // 60)
+        await access.audit(request, person, "auth.login_link", person.email or "")
+    return LinkSent(status="등록된 주소라면 로그인 링크를 보냈습니다 (if the address is known, a link was sent)")
 
-    @api.post("/auth/callback", response_model=SessionOut)
-    async def callback(request: Request, who: Public) -> JSONResponse:
-        """Exchange a sign-in link's token (form field or JSON `token`) for a session."""
-        access = access_of(request)
-        token = await token_of(request)
-        now = access.clock()
-        claims = verify(access.secret, LINK_PREFIX, token, now)
-        if claims is None or not await asyncio.to_thread(
-                access.store.use_link, str(claims.get("jti")), datetime.fromtimestamp(claims["exp"], now.tzinfo)):
-            wait = access.failures.hit(f"addr:{client_of(request)}")
-            if wait:
-                raise too_many(wait)
-            raise HTTPException(401, "this sign-in link is invalid, expired or already used; ask for a new one",
-                                headers={"WWW-Authenticate": "Bearer"})
-        person = identity_from_claims(claims)
-        ttl = settings.auth_session_ttl_s
-        session = session_token(access.secret, person, ttl, now)
-        await access.audit(request, person, "auth.sign_in", person.email or "")
-        out = SessionOut(token=session, expires_at=expires(ttl, now), identity=person.as_json())
-        response = JSONResponse(out.model_dump(mode="json"))
-        response.set_cookie(SESSION_COOKIE, session, max_age=ttl, httponly=True, samesite="strict",
-                            secure=request.url.scheme == "https")
-        return response
 
-    @api.get("/auth/me")
-    async def me(who: Anyone) -> dict[str, Any]:
-        return who.as_json()
+@router.get("/auth/callback", response_class=HTMLResponse)
+async def callback_page(who: Public, token: str = Query(max_length=4000)) -> HTMLResponse:
+    """The link's page: nothing happens until the person presses the button (POST)."""
+    return HTMLResponse(
+        "<!doctype html><html lang='ko'><body><form method='post' action='/v1/auth/callback'>"
+        f"<input type='hidden' name='token' value='{html.escape(token, quote=True)}'>"
+        "<p>execwatch에 로그인하시겠습니까?</p><button type='submit'>로그인</button></form></body></html>")
 
-    @api.get("/audit", response_model=list[AuditOut])
-    async def audit(request: Request, who: Overseer, action: str | None = None, actor: str | None = None,
-                    since: datetime | None = None, limit: int = Query(100, ge=1, le=1000),
-                    offset: int = Query(0, ge=0)) -> list[AuditOut]:
-        """Acknowledgements, silences, sign-ins, key and publishing-rights changes, newest first."""
-        rows = await asyncio.to_thread(access_of(request).store.audit_log, action=action, actor=actor,
-                                       since=since, limit=limit, offset=offset)
-        return [AuditOut.model_validate(r, from_attributes=True) for r in rows]
 
-    return api
+@router.post("/auth/callback", response_model=SessionOut, openapi_extra=TOKEN_BODY,
+             responses=errors(401, 413, 422, 429))
+async def callback(request: Request, who: Public, rt: RuntimeDep) -> JSONResponse:
+    """Exchange a sign-in link's token (form field or JSON `token`) for a session (also set as a cookie)."""
+    access = access_of(request)
+    token = await token_of(request)
+    now = access.clock()
+    claims = verify(access.secret, LINK_PREFIX, token, now)
+    if claims is None or not await asyncio.to_thread(
+            access.store.use_link, str(claims.get("jti")), datetime.fromtimestamp(claims["exp"], now.tzinfo)):
+        wait = access.failures.hit(f"addr:{client_of(request)}")
+        if wait:
+            raise too_many(wait)
+        raise HTTPException(401, "this sign-in link is invalid, expired or already used; ask for a new one",
+                            headers={"WWW-Authenticate": "Bearer"})
+    person = identity_from_claims(claims)
+    ttl = rt.settings.auth_session_ttl_s
+    session = session_token(access.secret, person, ttl, now)
+    await access.audit(request, person, "auth.sign_in", person.email or "")
+    out = SessionOut(token=session, expires_at=expires(ttl, now), identity=IdentityOut(**person.as_json()))
+    response = JSONResponse(out.model_dump(mode="json"))
+    response.set_cookie(SESSION_COOKIE, session, max_age=ttl, httponly=True, samesite="strict",
+                        secure=request.url.scheme == "https")
+    return response
+
+
+@router.get("/auth/me", response_model=IdentityOut, responses=ACCESS_ERRORS)
+async def me(who: Anyone) -> dict[str, Any]:
+    """Who the credential sent is."""
+    return who.as_json()
+
+
+@router.get("/audit", response_model=list[AuditOut], responses=ACCESS_ERRORS)
+async def audit(request: Request, who: Overseer, action: str | None = None, actor: str | None = None,
+                since: datetime | None = None, limit: int = Query(100, ge=1, le=1000),
+                offset: int = Query(0, ge=0)) -> list[AuditOut]:
+    """Acknowledgements, silences, sign-ins, key and publishing-rights changes, newest first."""
+    rows = await asyncio.to_thread(access_of(request).store.audit_log, action=action, actor=actor,
+                                   since=since, limit=limit, offset=offset)
+    return [AuditOut.model_validate(r, from_attributes=True) for r in rows]

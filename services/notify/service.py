@@ -47,7 +47,7 @@ from services.notify.scheduler import (
     run_scheduler,
     silence_of,
 )
-from services.notify.store import NotifyAlert, NotifySilence, aware
+from services.notify.store import NotifyAlert, NotifyDelivery, NotifySilence, aware
 
 __all__ = ["NOTIFICATION_NS", "AlertState", "BatchResult", "ChannelError", "Clock", "Dispatcher", "Failure",
            "ManualClock", "Notifier", "TickResult", "UndeliverableError", "build_email", "classify",
@@ -134,6 +134,18 @@ class Notifier:
                                 comment=comment, created_at=now, updated_at=now)
             session.add(row)
             return row
+
+    def mark_read(self, address: str, delivery_id: int) -> NotifyDelivery | None:
+        """Mark one of this address's inbox messages read (the first reading's time stays); None
+        when it has no such message."""
+        with self.db.unit_of_work() as session:
+            d = session.get(NotifyDelivery, delivery_id)
+            if d is None or d.address != address or d.channel != "inbox":
+                return None
+            if d.read_at is None:
+                d.read_at = utc(self.clock())
+                session.add(d)
+            return d
 
     def expire_silence(self, silence_id: str) -> NotifySilence | None:
         """End a silence now; what it held back is told at the groups' next turn."""
