@@ -6,7 +6,7 @@ import hashlib
 import json
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
 
@@ -33,8 +33,21 @@ class Payload(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _event_type_required(schema: dict[str, Any], _: type[BaseModel]) -> None:
+    """In the JSON Schema an envelope's `event_type` is required, as it is at the door: events
+    are parsed as a union discriminated by it (`parse_event`), so one without it is refused, and
+    every event written carries it. The models keep it as a default (each event type has one
+    value) so producers in Python need not repeat it."""
+    properties = schema.get("properties", {})
+    if "event_type" not in properties:
+        return
+    properties["event_type"].pop("default", None)
+    required = {*schema.get("required", ()), "event_type"}
+    schema["required"] = [name for name in properties if name in required]
+
+
 class Envelope(BaseModel, Generic[P]):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_event_type_required)
 
     event_id: uuid.UUID = Field(description="unique id; the same id twice is the same event")
     event_type: str

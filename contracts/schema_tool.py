@@ -2,7 +2,8 @@
 
 `execwatch contracts write` regenerates `contracts/schemas/`; `execwatch contracts check` (and a
 test) fails when the current models would break a consumer of the committed schema: a field removed,
-made required, or a JSON type no longer accepted. Limits added or tightened (lengths, bounds,
+made required, or a JSON type no longer accepted. (`event_type` is required although the models
+give it a default: see `ALWAYS_SENT` and `contracts.envelope`.) Limits added or tightened (lengths, bounds,
 patterns) are listed as notices for producers and do not fail the check: see `contracts.limits`.
 """
 
@@ -87,6 +88,12 @@ def _admits(new: set[str], old_type: str) -> bool:
     return False
 
 
+#: Envelope fields every accepted message has always carried, so a schema that comes to require
+#: them rejects no message a consumer could have received. `event_type` is the discriminator the
+#: door parses by (an envelope without it was never accepted) and every written event has it.
+ALWAYS_SENT = frozenset({"event_type"})
+
+
 def _compare(old: dict[str, Any], new: dict[str, Any], old_root: dict[str, Any],
              new_root: dict[str, Any], path: str, problems: list[str]) -> None:
     old, new = _resolve(old, old_root), _resolve(new, new_root)
@@ -101,7 +108,7 @@ def _compare(old: dict[str, Any], new: dict[str, Any], old_root: dict[str, Any],
         if name not in new_props:
             problems.append(f"{where}: removed or renamed")
             continue
-        if name in new_required and name not in old_required:
+        if name in new_required and name not in old_required and not (not path and name in ALWAYS_SENT):
             problems.append(f"{where}: was optional, now required")
         _compare(old_sub, new_props[name], old_root, new_root, where, problems)
     for name in sorted(new_required - set(old_props)):
@@ -149,6 +156,9 @@ def tightened_limits(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """Limits `new` adds or tightens: producer-facing changes, reported but not failing the check."""
     notices: list[str] = []
     _tightened(old, new, old, new, "", notices)
+    newly_required = set(new.get("required", [])) - set(old.get("required", []))
+    notices += [f"{name}: now required (always sent: the door required it)"
+                for name in sorted(newly_required & ALWAYS_SENT) if name in old.get("properties", {})]
     return notices
 
 

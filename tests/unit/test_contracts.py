@@ -6,7 +6,13 @@ import pytest
 
 from contracts import ContractError, parse_event
 from contracts.money import UnitError, from_won, rate_percent, to_won
-from contracts.schema_tool import breaking_changes, check_against_committed, current_schemas
+from contracts.schema_tool import (
+    breaking_changes,
+    check_against_committed,
+    current_schemas,
+    load_committed,
+    tightened_limits,
+)
 from contracts.topics import BUDGET, PROGRAMS, message_key, topic_for
 from tests import factories as f
 
@@ -116,6 +122,31 @@ def test_optional_to_required_breaks_consumers():
     new = copy.deepcopy(old)
     new["$defs"]["Alert"]["required"].append("office")
     assert "payload.office: was optional, now required" in breaking_changes(old, new)
+
+
+def test_event_type_is_required_in_every_published_schema():
+    committed = load_committed()
+    assert len(committed) == 9
+    for name, schema in committed.items():
+        assert "event_type" in schema["required"], name
+        assert "default" not in schema["properties"]["event_type"], name
+    # as at the door: an envelope without it is refused
+    event = f.program()
+    del event["event_type"]
+    with pytest.raises(ContractError) as info:
+        parse_event(event)
+    assert info.value.errors[0].field == "event_type"
+
+
+def test_requiring_event_type_is_a_notice_not_a_break():
+    new = _alert_schema()
+    old = copy.deepcopy(new)
+    old["required"].remove("event_type")
+    old["properties"]["event_type"]["default"] = "alert"
+    assert breaking_changes(old, new) == []
+    assert tightened_limits(old, new) == ["event_type: now required (always sent: the door required it)"]
+    old["required"].remove("source")  # any other envelope field made required still breaks
+    assert breaking_changes(old, new) == ["source: was optional, now required"]
 
 
 def test_narrowing_a_type_breaks_consumers():
