@@ -14,11 +14,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, TypeAdapter
 
+from contracts import AnyEvent
 from services.common.auth import Publisher, PublisherReader, access_of
 from services.common.db import OutboxRelay
 from services.common.logging import get_logger
+from services.common.openapi import schema_with_defs
 from services.common.runtime import Runtime
 from services.ingest import service, store
 from services.ingest.metrics import ACCEPTED, DUPLICATES, REJECTED
@@ -56,14 +58,58 @@ class EventStatus(BaseModel):
     published_at: str | None
 
 
-_EVENTS_BODY = {
-    "required": True,
-    "content": {"application/json": {"schema": {
-        "description": "one event envelope, a list of them, or {events: [...]}",
-        "anyOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}}],
-    }}},
-}
-_ERROR = {"content": {"application/json": {"schema": {"type": "object", "properties": {"error": {"type": "string"}}}}}}
+class IngestError(BaseModel):
+    """Every refusal: 400 (not JSON), 401, 403 (role), 404, 413 (too large), 429, 503."""
+
+    error: str
+
+
+class Rejection(BaseModel):
+    index: int = Field(description="the event's position in the request (0 for a single event)")
+    field: str = Field(description="the field's path in the event, e.g. payload.original")
+    message: str
+
+
+class Rejected(BaseModel):
+    """422: events that break their contract; 403: programs of a 과 the caller is not granted.
+    Nothing of the request was stored."""
+
+    error: str
+    rejected: list[Rejection]
+
+
+class Conflict(BaseModel):
+    index: int
+    event_id: str
+    source: str
+    stored_hash: str
+    submitted_hash: str
+    message: str
+
+
+class Conflicts(BaseModel):
+    """409: an event_id accepted before with other content. Nothing of the request was stored."""
+
+    error: str
+    conflicts: list[Conflict]
+
+
+Event = Annotated[AnyEvent, Field(discriminator="event_type")]
+
+
+class EventBatch(BaseModel):
+    events: list[Event]
+
+
+#: What `POST /v1/events` reads (itself, as a capped stream: FastAPI does not parse it). Its
+#: schema is generated from the contracts, so the documentation is the door's own rule.
+EventsBody = Annotated[
+    Event | list[Event] | EventBatch,
+    Field(description="one event envelope, a list of them, or {events: [...]}; all or nothing; "
+                      "at most EXECWATCH_INGEST_MAX_BATCH events and EXECWATCH_INGEST_MAX_BODY_BYTES bytes"),
+]
+EVENTS_BODY_SCHEMA, EVENT_SCHEMAS = schema_with_defs(TypeAdapter(EventsBody))
+_EVENTS_BODY = {"required": True, "content": {"application/json": {"schema": EVENTS_BODY_SCHEMA}}}
 
 
 def _reject_constant(name: str) -> Any:
@@ -108,7 +154,10 @@ def outbox_relay(request: Request) -> OutboxRelay:
 
 
 @router.post("/events", status_code=202, response_model=AcceptedEvents, openapi_extra={"requestBody": _EVENTS_BODY},
-             responses={400: _ERROR, 401: _ERROR, 403: {}, 409: {}, 413: _ERROR, 422: {}, 429: _ERROR})
+             responses={400: {"model": IngestError}, 401: {"model": IngestError},
+                        403: {"model": Rejected | IngestError}, 409: {"model": Conflicts},
+                        413: {"model": IngestError}, 422: {"model": Rejected}, 429: {"model": IngestError},
+                        503: {"model": IngestError}})
 async def post_events(request: Request, who: Publisher,
                       rt: Annotated[Runtime, Depends(runtime)],
                       relay: Annotated[OutboxRelay, Depends(outbox_relay)]) -> Any:
@@ -156,7 +205,8 @@ async def post_events(request: Request, who: Publisher,
     )
 
 
-@router.get("/events/{event_id}", response_model=EventStatus, responses={401: _ERROR, 403: _ERROR, 404: _ERROR})
+@router.get("/events/{event_id}", response_model=EventStatus,
+            responses={code: {"model": IngestError} for code in (401, 403, 404, 429, 503)})
 async def event_status(event_id: uuid.UUID, who: PublisherReader, rt: Annotated[Runtime, Depends(runtime)]) -> Any:
     """Where an event is: by the id it is published under, else by the id its source sent."""
     row = await asyncio.to_thread(_status, rt, str(event_id))

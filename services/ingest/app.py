@@ -8,6 +8,7 @@ from starlette.exceptions import HTTPException
 
 from services.common.leader import LeaderRelay
 from services.common.logging import get_logger
+from services.common.openapi import add_components
 from services.common.runtime import Runtime, http_app, serve
 from services.common.settings import Settings, get_settings
 from services.ingest import api, handlers
@@ -26,6 +27,7 @@ def build(settings: Settings, *, start_broker: bool = True) -> FastAPI:
     handlers.register(rt, relay, app.state.access)
     app.state.relay = relay
     app.include_router(api.router)
+    add_components(app, api.EVENT_SCHEMAS)  # the event union POST /v1/events documents
     app.add_exception_handler(api.Refused, api.refused_response)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _internal_error)
