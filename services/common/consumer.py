@@ -10,6 +10,7 @@ dead-lettered, so one bad event cannot stall its partition.
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -21,7 +22,7 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError, Statemen
 
 from contracts import AnyEvent
 from services.common.logging import get_logger
-from services.common.messaging import Incoming, dead_letter, decode_batch, records_of
+from services.common.messaging import Incoming, dead_letter, decode_batch, records_of, records_of_topics
 from services.common.metrics import CONSUMER_LAG
 from services.common.runtime import Runtime
 
@@ -45,7 +46,8 @@ async def raw_batch(msg: StreamMessage[Any]) -> list[bytes]:
 def batch_subscriber(
     rt: Runtime, topics: list[str], *, group_id: str, title: str, description: str
 ) -> Callable[[Handler], object]:
-    """A FastStream batch subscriber whose offsets are committed when the handler returns."""
+    """A FastStream batch subscriber whose offsets are committed when the handler returns. Its
+    handler's first parameter (the records) is documented as the events the topics carry."""
     s = rt.settings
     decorator: Callable[[Handler], object] = rt.broker.subscriber(
         *[s.topic(t) for t in topics],
@@ -61,7 +63,13 @@ def batch_subscriber(
         title=title,
         description=description,
     )
-    return decorator
+
+    def register(handler: Handler) -> object:
+        records = next(iter(inspect.signature(handler).parameters))
+        handler.__annotations__[records] = records_of_topics(topics)
+        return decorator(handler)
+
+    return register
 
 
 def record_lag(service: str, consumer: Any, records: Sequence[ConsumerRecord[Any, Any]]) -> dict[tuple[str, int], int]:
@@ -95,7 +103,7 @@ def consume(
     description: str,
 ) -> None:
     @batch_subscriber(rt, topics, group_id=group_id, title=title, description=description)
-    async def handle(_: list[bytes], message: KafkaMessage = Context("message")) -> None:
+    async def handle(values: list[bytes], message: KafkaMessage = Context("message")) -> None:
         records = records_of(message.raw_message)
         record_lag(rt.name, getattr(message, "consumer", None), records)
         items = decode_batch(records)

@@ -7,7 +7,7 @@ import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker
@@ -15,10 +15,11 @@ from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 from prometheus_client import CollectorRegistry
+from pydantic import GetJsonSchemaHandler, TypeAdapter
 
-from contracts import AnyEvent, ContractError, parse_event
+from contracts import EVENT_MODELS, AnyEvent, ContractError, parse_event
 from contracts.limits import PRODUCER_MAX_REQUEST_BYTES
-from contracts.topics import ALL_TOPICS, DEADLETTER, TopicSpec
+from contracts.topics import ALL_TOPICS, DEADLETTER, INBOUND, TopicSpec
 from services.common.logging import broker_logger, get_logger
 from services.common.metrics import FASTSTREAM_PREFIX, dead_lettered, progress_counters
 from services.common.settings import Settings
@@ -43,6 +44,33 @@ def make_broker(settings: Settings, service: str, registry: CollectorRegistry) -
         # Through the root handler as JSON, not FastStream's own coloured stdout handler.
         logger=broker_logger(),
     )
+
+
+@dataclass(frozen=True)
+class EventsOf:
+    """Annotation for a batch handler's records: they arrive as bytes (handlers validate them
+    against the contracts themselves, so a bad one is dead-lettered, not a failed batch), and are
+    documented in `/asyncapi.json` as what each message on the topics is, one of these events.
+    FastStream takes a subscriber's payload schema from its handler's first parameter."""
+
+    event_types: tuple[str, ...]
+
+    def __get_pydantic_json_schema__(self, _: Any, handler: GetJsonSchemaHandler) -> dict[str, Any]:
+        refs = [handler(TypeAdapter(EVENT_MODELS[t]).core_schema) for t in self.event_types]
+        # AsyncAPI's discriminator names the property; each event type has its own `const`.
+        return {"oneOf": refs, "discriminator": "event_type",
+                "description": "one event envelope per message (" + ", ".join(self.event_types) + ")"}
+
+
+def records_of_topics(topics: Iterable[str]) -> Any:
+    """`list[bytes]`, documented as the events these topics carry (the inbound topic: any)."""
+    specs = [spec for spec in ALL_TOPICS if spec.name in set(topics)]
+    carried = {t for spec in specs for t in spec.event_types}
+    if INBOUND in specs:  # department systems may publish any event there
+        carried = set(EVENT_MODELS)
+    if not carried:
+        return list[bytes]
+    return Annotated[list[bytes], EventsOf(tuple(t for t in EVENT_MODELS if t in carried))]
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,7 @@ def register(rt: Runtime, relay: OutboxRelay, access: Access) -> None:
 
     @batch_subscriber(rt, [INBOUND.name], group_id="execwatch-ingest", title="ingest.inbound",
                       description="Envelopes from department systems; token in header x-execwatch-token")
-    async def on_inbound(_: list[bytes], message: KafkaMessage = Context("message")) -> None:
+    async def on_inbound(values: list[bytes], message: KafkaMessage = Context("message")) -> None:
         records = records_of(message.raw_message)
         record_lag("ingest", getattr(message, "consumer", None), records)
         raws = [r.value if isinstance(r.value, bytes) else bytes(r.value or b"") for r in records]
