@@ -10,7 +10,6 @@ dead-lettered, so one bad event cannot stall its partition.
 from __future__ import annotations
 
 import asyncio
-import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -22,7 +21,7 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError, Statemen
 
 from contracts import AnyEvent
 from services.common.logging import get_logger
-from services.common.messaging import Incoming, dead_letter, decode_batch, records_of, records_of_topics
+from services.common.messaging import Incoming, dead_letter, decode_batch, documented_as_events, records_of
 from services.common.metrics import CONSUMER_LAG
 from services.common.runtime import Runtime
 
@@ -46,8 +45,7 @@ async def raw_batch(msg: StreamMessage[Any]) -> list[bytes]:
 def batch_subscriber(
     rt: Runtime, topics: list[str], *, group_id: str, title: str, description: str
 ) -> Callable[[Handler], object]:
-    """A FastStream batch subscriber whose offsets are committed when the handler returns. Its
-    handler's first parameter (the records) is documented as the events the topics carry."""
+    """A FastStream batch subscriber whose offsets are committed when the handler returns."""
     s = rt.settings
     decorator: Callable[[Handler], object] = rt.broker.subscriber(
         *[s.topic(t) for t in topics],
@@ -63,13 +61,7 @@ def batch_subscriber(
         title=title,
         description=description,
     )
-
-    def register(handler: Handler) -> object:
-        records = next(iter(inspect.signature(handler).parameters))
-        handler.__annotations__[records] = records_of_topics(topics)
-        return decorator(handler)
-
-    return register
+    return decorator
 
 
 def record_lag(service: str, consumer: Any, records: Sequence[ConsumerRecord[Any, Any]]) -> dict[tuple[str, int], int]:
@@ -103,6 +95,7 @@ def consume(
     description: str,
 ) -> None:
     @batch_subscriber(rt, topics, group_id=group_id, title=title, description=description)
+    @documented_as_events(topics)
     async def handle(values: list[bytes], message: KafkaMessage = Context("message")) -> None:
         records = records_of(message.raw_message)
         record_lag(rt.name, getattr(message, "consumer", None), records)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker
@@ -25,6 +26,7 @@ from services.common.metrics import FASTSTREAM_PREFIX, dead_lettered, progress_c
 from services.common.settings import Settings
 
 log = get_logger(__name__)
+H = TypeVar("H", bound=Callable[..., Any])
 
 
 def make_broker(settings: Settings, service: str, registry: CollectorRegistry) -> KafkaBroker:
@@ -60,6 +62,19 @@ class EventsOf:
         # AsyncAPI's discriminator names the property; each event type has its own `const`.
         return {"oneOf": refs, "discriminator": "event_type",
                 "description": "one event envelope per message (" + ", ".join(self.event_types) + ")"}
+
+
+def documented_as_events(topics: Iterable[str]) -> Callable[[H], H]:
+    """For a batch handler whose first parameter is the records (`list[bytes]`): document them in
+    `/asyncapi.json` as the events these topics carry. Apply it below the subscriber decorator."""
+    annotation = records_of_topics(topics)
+
+    def document(handler: H) -> H:
+        records = next(iter(inspect.signature(handler).parameters))
+        handler.__annotations__[records] = annotation
+        return handler
+
+    return document
 
 
 def records_of_topics(topics: Iterable[str]) -> Any:

@@ -21,7 +21,7 @@ from contracts.topics import INBOUND
 from services.common.auth import Access, Identity
 from services.common.consumer import batch_subscriber, record_lag
 from services.common.db import OutboxRelay
-from services.common.messaging import Incoming, dead_letter, header, records_of
+from services.common.messaging import Incoming, dead_letter, documented_as_events, header, records_of
 from services.common.runtime import Runtime
 from services.ingest import service
 from services.ingest.domain import Problem
@@ -56,6 +56,7 @@ def register(rt: Runtime, relay: OutboxRelay, access: Access) -> None:
 
     @batch_subscriber(rt, [INBOUND.name], group_id="execwatch-ingest", title="ingest.inbound",
                       description="Envelopes from department systems; token in header x-execwatch-token")
+    @documented_as_events([INBOUND.name])
     async def on_inbound(values: list[bytes], message: KafkaMessage = Context("message")) -> None:
         records = records_of(message.raw_message)
         record_lag("ingest", getattr(message, "consumer", None), records)
