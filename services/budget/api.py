@@ -23,11 +23,12 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from sqlmodel import col, select
 
 from contracts.budget import Account
-from contracts.money import UNIT_FACTORS
+from contracts.money import UNIT_FACTORS, Unit
 from services.budget import queries, service
 from services.budget.queries import PROGRAM_COLUMNS, Scope, Sort, Status
 from services.budget.store import BudgetProgram
 from services.common.auth import Reader, office_scope
+from services.common.params import FiscalYear, Offset
 from services.common.runtime import Runtime
 
 AMOUNT_FIELDS = ("original", "carried_over", "supplementary", "current_budget", "current", "committed", "spent",
@@ -63,16 +64,13 @@ def exact(value: Any) -> Any:
     return value
 
 
-def check_unit(unit: str | None) -> str | None:
-    if unit is not None and unit not in UNIT_FACTORS:
-        raise HTTPException(422, f"unknown unit {unit!r}; use one of {', '.join(UNIT_FACTORS)}")
-    return unit
+#: The unit and format are typed (`Unit`, `Format`): FastAPI refuses others with its usual 422, as the
+#: OpenAPI says, instead of a 422 of another shape.
+Format = Literal["json", "csv"]
 
 
-def wants_csv(request: Request, fmt: str | None) -> bool:
+def wants_csv(request: Request, fmt: Format | None) -> bool:
     if fmt is not None:
-        if fmt not in ("json", "csv"):
-            raise HTTPException(422, "format must be json or csv")
         return fmt == "csv"
     return "text/csv" in request.headers.get("accept", "")
 
@@ -119,8 +117,7 @@ def router(rt: Runtime, cfg: service.Config | None = None) -> APIRouter:
                       as_of: date | None = None,
                       account: AccountFilter | None = Query(
                           None, description="one account only; default: the 세출 (everything but 기금)"),
-                      unit: str | None = None, format: str | None = None) -> dict[str, Any] | Response:
-        check_unit(unit)
+                      unit: Unit | None = None, format: Format | None = None) -> dict[str, Any] | Response:
 
         def q() -> dict[str, Any]:
             with rt.db.read() as s:
@@ -144,13 +141,12 @@ def router(rt: Runtime, cfg: service.Config | None = None) -> APIRouter:
         return exact(data)  # type: ignore[no-any-return]
 
     @api.get("/programs", response_model=None)
-    async def programs(who: Reader, request: Request, fiscal_year: int | None = None, office: str | None = None,
+    async def programs(who: Reader, request: Request, fiscal_year: FiscalYear = None, office: str | None = None,
                        division: str | None = None, status: Status | None = None,
                        level: Literal["ok", "warning", "critical"] | None = None, scope: Scope | None = None,
                        account: AccountFilter | None = None, sort: Sort = "program_id",
-                       limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0),
-                       unit: str | None = None, format: str | None = None) -> dict[str, Any] | Response:
-        check_unit(unit)
+                       limit: int = Query(100, ge=1, le=1000), offset: Offset = 0,
+                       unit: Unit | None = None, format: Format | None = None) -> dict[str, Any] | Response:
         office = office_scope(who, office)
         stmt = queries.programs_stmt(fiscal_year, office, division, status or level, scope, account)
 
@@ -167,10 +163,9 @@ def router(rt: Runtime, cfg: service.Config | None = None) -> APIRouter:
 
     # `:path` so ids with "/" reach the handler; it is the last route under /programs.
     @api.get("/programs/{program_id:path}", response_model=None)
-    async def program(who: Reader, request: Request, program_id: str, fiscal_year: int | None = None,
+    async def program(who: Reader, request: Request, program_id: str, fiscal_year: FiscalYear = None,
                       as_of: date | None = Query(None, description="the program as it stood on this date"),
-                      unit: str | None = None, format: str | None = None) -> dict[str, Any] | Response:
-        check_unit(unit)
+                      unit: Unit | None = None, format: Format | None = None) -> dict[str, Any] | Response:
 
         def q() -> dict[str, Any] | None:
             with rt.db.read() as s:
@@ -189,8 +184,8 @@ def router(rt: Runtime, cfg: service.Config | None = None) -> APIRouter:
         return exact(found)  # type: ignore[no-any-return]
 
     @api.get("/unlinked")
-    async def unlinked(who: Reader, fiscal_year: int | None = None, limit: int = Query(100, ge=1, le=1000),
-                       offset: int = Query(0, ge=0)) -> dict[str, Any]:
+    async def unlinked(who: Reader, fiscal_year: FiscalYear = None, limit: int = Query(100, ge=1, le=1000),
+                       offset: Offset = 0) -> dict[str, Any]:
         """Report sections that could not be linked to a 세부사업 of record: listed for review,
         held out of every total until an alias links them."""
 
@@ -201,8 +196,8 @@ def router(rt: Runtime, cfg: service.Config | None = None) -> APIRouter:
         return exact(await asyncio.to_thread(q))  # type: ignore[no-any-return]
 
     @api.get("/unknown-programs")
-    async def unknown_programs(who: Reader, fiscal_year: int | None = None, limit: int = Query(100, ge=1, le=1000),
-                               offset: int = Query(0, ge=0)) -> dict[str, Any]:
+    async def unknown_programs(who: Reader, fiscal_year: FiscalYear = None, limit: int = Query(100, ge=1, le=1000),
+                               offset: Offset = 0) -> dict[str, Any]:
         """Programs that report execution but have no budget line: kept, not dropped; their
         numbers join the rollups when the line arrives."""
         stmt = queries.programs_stmt(fiscal_year, None, None, "unbudgeted")

@@ -9,11 +9,13 @@ from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
 from sqlmodel import col, select
 
 from services.common.auth import Public, Reader, StaffWriter, access_of
+from services.common.params import NO_NUL, Offset, RowId
 from services.common.runtime import Runtime
 from services.notify import domain, links, service
 from services.notify.access import check_alert, check_existing_silence, check_silence, own_address, redact
@@ -22,8 +24,9 @@ from services.notify.store import NotifyAlert, NotifyDelivery, NotifyGroup, Noti
 
 
 class MatcherIn(BaseModel):
-    name: str = Field(min_length=1, max_length=100, description="label: 실, 과, program, rule, severity, …")
-    value: str = Field(max_length=domain.MAX_REGEX_LENGTH,
+    name: str = Field(min_length=1, max_length=100, pattern=NO_NUL,
+                      description="label: 실, 과, program, rule, severity, …")
+    value: str = Field(max_length=domain.MAX_REGEX_LENGTH, pattern=NO_NUL,
                        description="for =~ and !~ an RE2 regular expression (no backreferences), matched whole")
     op: domain.MatchOp = "="
 
@@ -41,13 +44,15 @@ class SilenceIn(BaseModel):
     matchers: list[MatcherIn] = Field(min_length=1)
     starts_at: AwareDatetime | None = None
     ends_at: AwareDatetime
-    created_by: str | None = Field(default=None, max_length=100, description="ignored: the signed-in caller")
-    comment: str = Field(min_length=1)
+    created_by: str | None = Field(default=None, max_length=100, pattern=NO_NUL,
+                                   description="ignored: the signed-in caller")
+    comment: str = Field(min_length=1, pattern=NO_NUL)
 
 
 class AckIn(BaseModel):
-    by: str | None = Field(default=None, max_length=100, description="ignored: the signed-in caller is recorded")
-    comment: str | None = None
+    by: str | None = Field(default=None, max_length=100, pattern=NO_NUL,
+                           description="ignored: the signed-in caller is recorded")
+    comment: str | None = Field(default=None, pattern=NO_NUL)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -94,7 +99,7 @@ def router(rt: Runtime, notifier: service.Notifier, renderer: Renderer | None = 
     async def notifications(who: Reader, recipient: str | None = None,
                             status: str | None = Query(None, description="pending, sent, failed"),
                             outcome: str | None = None, channel: str | None = None,
-                            limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)) -> dict[str, Any]:
+                            limit: int = Query(100, ge=1, le=1000), offset: Offset = 0) -> dict[str, Any]:
         recipient = own_address(who, recipient)
 
         def q() -> dict[str, Any]:
@@ -129,7 +134,7 @@ def router(rt: Runtime, notifier: service.Notifier, renderer: Renderer | None = 
         return await asyncio.to_thread(q)
 
     @api.post("/inbox/{recipient}/{delivery_id}/read")
-    async def mark_read(who: StaffWriter, recipient: str, delivery_id: int) -> dict[str, Any]:
+    async def mark_read(who: StaffWriter, recipient: str, delivery_id: RowId) -> dict[str, Any]:
         own_address(who, recipient)
 
         def w() -> dict[str, Any] | None:
@@ -246,7 +251,11 @@ def router(rt: Runtime, notifier: service.Notifier, renderer: Renderer | None = 
         check_silence(who, [m.model_dump() for m in body.matchers])
         starts = body.starts_at or notifier.clock()
         if body.ends_at <= starts:
-            raise HTTPException(422, "ends_at must be after starts_at")
+            # In FastAPI's own 422 shape (as the OpenAPI declares): starts_at defaults to "now", so
+            # this one rule cannot live in the model.
+            raise RequestValidationError([{"type": "value_error", "loc": ("body", "ends_at"),
+                                           "msg": "ends_at must be after starts_at",
+                                           "input": body.ends_at.isoformat()}])
         row = await asyncio.to_thread(
             notifier.create_silence, [domain.Matcher(m.name, m.value, m.op) for m in body.matchers],
             body.starts_at, body.ends_at, who.label, body.comment)

@@ -12,14 +12,14 @@ import asyncio
 import html
 import json
 import smtplib
-from datetime import datetime
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from sqlmodel import col, select
 
 from services.common.auth import (
@@ -39,6 +39,7 @@ from services.common.auth import (
     too_many,
     verify,
 )
+from services.common.params import Offset
 from services.common.runtime import Runtime
 from services.notify import domain
 from services.notify.store import NotifyContact, NotifyProgram
@@ -64,6 +65,12 @@ class AuditOut(BaseModel):
     client: str | None
     service: str
     detail: dict[str, Any]
+
+    @field_validator("at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        # SQLite hands back the stored UTC instant without its zone: say it is UTC, as PostgreSQL does.
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 RANK = {"과장": 3, "팀장": 2, "담당": 1}
@@ -186,7 +193,7 @@ def router(rt: Runtime) -> APIRouter:
     @api.get("/audit", response_model=list[AuditOut])
     async def audit(request: Request, who: Overseer, action: str | None = None, actor: str | None = None,
                     since: datetime | None = None, limit: int = Query(100, ge=1, le=1000),
-                    offset: int = Query(0, ge=0)) -> list[AuditOut]:
+                    offset: Offset = 0) -> list[AuditOut]:
         """Acknowledgements, silences, sign-ins, key and publishing-rights changes, newest first."""
         rows = await asyncio.to_thread(access_of(request).store.audit_log, action=action, actor=actor,
                                        since=since, limit=limit, offset=offset)

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, Literal, get_args
 
 from fastapi import APIRouter, HTTPException, Query
 from sqlmodel import Session, col, func, select
 
 from contracts.programs import ProgramKind
 from services.common.auth import Reader, office_scope
+from services.common.params import FiscalYear, Offset
 from services.common.runtime import Runtime
 from services.programs import domain
 from services.programs.service import Clock, Config, open_alerts
@@ -28,7 +29,8 @@ from services.programs.store import (
     TargetProgress,
 )
 
-STATUSES = ("late", "at_risk", "on_track", "done", "no_schedule")
+Status = Literal["late", "at_risk", "on_track", "done", "no_schedule"]
+STATUSES: tuple[str, ...] = get_args(Status)
 
 
 def program_json(p: Program) -> dict[str, Any]:
@@ -82,13 +84,11 @@ def router(rt: Runtime, clock: Clock, cfg: Config | None = None) -> APIRouter:
 
     @api.get("")
     async def programs(who: Reader, division: str | None = None, office: str | None = None,
-                       status: str | None = Query(None, description=" | ".join(STATUSES)),
-                       fiscal_year: int | None = None,
+                       status: Status | None = None,
+                       fiscal_year: FiscalYear = None,
                        kind: ProgramKind | None = Query(None, description="program | part | action_item"),
                        parent: str | None = Query(None, description="the parts of this program"),
-                       limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)) -> dict[str, Any]:
-        if status is not None and status not in STATUSES:
-            raise HTTPException(422, f"status must be one of {', '.join(STATUSES)}")
+                       limit: int = Query(100, ge=1, le=1000), offset: Offset = 0) -> dict[str, Any]:
         office = office_scope(who, office)
 
         def q() -> dict[str, Any]:
