@@ -1,10 +1,10 @@
 """What a read API accepts in its path, query and small JSON bodies: bounded, so that any request
 either is answered or gets a 422 — never a 500 from the database.
 
-Found by fuzzing the OpenAPI of every service: an `offset`, `fiscal_year` or row id beyond 64 bits
-overflowed SQLite's INTEGER, and a NUL in any text reached PostgreSQL, which refuses it in text
-columns; both escaped as 500s. Ids and names never hold control characters, so a request whose path
-or query does is refused before routing, for every service at once.
+Found by fuzzing the OpenAPI of every service: an `offset` or `fiscal_year` beyond 64 bits overflowed
+SQLite's INTEGER, a row id beyond 32 bits PostgreSQL's, and a NUL in any text reached PostgreSQL,
+which refuses it in text columns: all escaped as 500s. Ids and names never hold control characters,
+so a request whose path or query does is refused before routing, for every service at once.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 #: Deeper than any list the services hold; larger offsets mean nothing and would overflow 64 bits.
 MAX_OFFSET = 1_000_000
-#: Row ids are 64-bit integers in both databases.
-MAX_ROW_ID = 2**63 - 1
+#: Integer primary keys are INTEGER columns: 32 bits on PostgreSQL (64 on SQLite).
+MAX_ROW_ID = 2**31 - 1
 
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 FiscalYear = Annotated[int | None, Query(ge=2000, le=2100, description="회계연도")]

@@ -37,6 +37,7 @@ REFUSED: list[tuple[str, str, str, Any, list[Any]]] = [
     ("notify", "GET", f"/v1/notifications?offset={BIG}", None, ["query", "offset"]),
     ("notify", "GET", f"/v1/audit?offset={BIG}", None, ["query", "offset"]),
     ("notify", "POST", f"/v1/inbox/x%40seoul.example/{BIG}/read", None, ["path", "delivery_id"]),
+    ("notify", "POST", f"/v1/inbox/x%40seoul.example/{2**31}/read", None, ["path", "delivery_id"]),  # PG INTEGER
     ("notify", "GET", "/v1/inbox/%00", None, ["path"]),
     ("notify", "GET", "/v1/audit?actor=%00", None, ["query", "actor"]),
     ("notify", "POST", "/v1/alerts/%00/ack", {}, ["path"]),

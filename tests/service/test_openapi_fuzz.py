@@ -12,7 +12,6 @@ import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import pytest
 import schemathesis
@@ -33,11 +32,14 @@ from services.notify.service import ManualClock
 from services.programs import service as programs_service
 from services.programs.app import build as build_programs
 from tests import factories as f
+from tests.conftest import _fresh_pg_schema
 from tests.helpers import bearer
 from tests.service.test_notify_service import overdue, slip
 
-# Bounded: the four services have ~38 operations; CI runs them all in well under a minute.
-EXAMPLES = 25
+# Bounded: 35 operations × valid and invalid input × 2 databases, about 1,500 requests in ~40 s.
+pytestmark = pytest.mark.integration  # ~40 s: PostgreSQL and ~2,000 requests
+
+EXAMPLES = 20
 FUZZ = settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
                 suppress_health_check=list(HealthCheck))
 CHECKS = [schemathesis.checks.not_a_server_error, response_schema_conformance]
@@ -67,11 +69,15 @@ def _seed(apps: dict[str, FastAPI], settings: Settings) -> None:
     apps["notify"].state.notifier.apply_batch([events[0], slip(), overdue()])
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    db: Path = tmp_path_factory.mktemp("openapi") / "execwatch.db"
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    # PostgreSQL refuses what SQLite stores (NUL in text): both, as in production and the demo.
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('openapi') / 'execwatch.db'}"
+    else:
+        url = _fresh_pg_schema(request.getfixturevalue("pg_database"))
     settings = Settings(  # type: ignore[call-arg]
-        _env_file=None, database_url=f"sqlite:///{db}", topic_prefix="fuzz.", log_json=False, log_level="ERROR",
+        _env_file=None, database_url=url, topic_prefix="fuzz.", log_json=False, log_level="ERROR",
         smtp_port=_closed_port(), notify_tick_s=3600, auth_writes_per_min=1_000_000,
         auth_secret="fuzz-auth-secret-0123456789", notify_ack_secret="fuzz-ack-secret-0123456789",
         notify_public_url="http://notify.test", recipient_address_template="{phone_digits}@staff.test")
