@@ -21,22 +21,24 @@ from urllib.parse import quote
 import httpx
 import uvicorn
 
+from services.common.auth import Identity, Role
 from services.common.embedded import free_port
 from services.common.settings import Settings
 from services.web.app import build
-from services.web.session import COOKIE, Identity
+from services.web.session import COOKIE
+from services.web.session import Identity as WebIdentity
 from tests.conftest import SEEDS
 from tests.helpers import running
 from tests.web.stack import TODAY, demo_stack
 
 PAGES = {
-    "오늘 (팀장, 경제정책과)": ("/today", Identity("박지은", "팀장", "경제정책과")),
-    "과/실 현황 2025-01-31": ("/division?as_of=2025-01-31", None),
-    "과/실 현황 최신, 집행액 순": ("/division?sort=spent&dir=desc", None),
-    "과/실 현황 xlsx": ("/division?as_of=2025-01-31&format=xlsx", None),
-    "사업 (서울형 R&D 지원)": ("/program/" + quote("경제정책과/서울형R&D지원", safe=""), None),
-    "알림 (감사: 전체)": ("/alerts", Identity("감사", "auditor")),
-    "운영": ("/ops", Identity("운영자", "operator")),
+    "오늘 (팀장, 경제정책과)": ("/today", "lead"),
+    "과/실 현황 2025-01-31": ("/division?as_of=2025-01-31", "lead"),
+    "과/실 현황 최신, 집행액 순": ("/division?sort=spent&dir=desc", "lead"),
+    "과/실 현황 xlsx": ("/division?as_of=2025-01-31&format=xlsx", "lead"),
+    "사업 (서울형 R&D 지원)": ("/program/" + quote("경제정책과/서울형R&D지원", safe=""), "lead"),
+    "알림 (감사: 전체)": ("/alerts", "auditor"),
+    "운영": ("/ops", "operator"),
 }
 
 
@@ -58,14 +60,17 @@ async def main(requests: int) -> None:
                                 log_level="WARNING", web_budget_url=servers["budget"][0],
                                 web_programs_url=servers["programs"][0], web_notify_url=servers["notify"][0])
             web_app = build(settings)
-            async with running(web_app):
+            people = {"lead": stack.staff("박지은", "경제정책과"), "auditor": Identity("감사", Role.auditor),
+                      "operator": Identity("운영자", Role.operator)}
+            async with running(web_app, as_role=None):
                 base, web_server, web_task = await serve(web_app)
                 codec = web_app.state.sessions
+                cookies = {k: codec.encode(codec.session(WebIdentity.from_access(who.as_json()), stack.credential(who)))
+                           for k, who in people.items()}
                 async with httpx.AsyncClient(base_url=base, timeout=30) as client:
                     print(f"{'page':28} {'bytes':>8} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
                     for name, (path, who) in PAGES.items():
-                        identity = who or Identity("박지은", "팀장", "경제정책과")
-                        client.cookies.set(COOKIE, codec.encode(identity))
+                        client.cookies.set(COOKIE, cookies[who])
                         for _ in range(3):
                             r = await client.get(path)
                             assert r.status_code == 200, (path, r.status_code, r.text[:300])

@@ -1,7 +1,8 @@
 """execwatch contracts: the only vocabulary the services share.
 
 `parse_event` turns JSON (bytes, str or dict) into the typed envelope for its event_type, or
-raises `ContractError` listing every problem with its field path.
+raises `ContractError` listing every problem with its field path. Limits (size, lengths, money,
+dates, strict types) are in `contracts.limits`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from contracts.budget import (
     ExecutionSnapshot,
     ExecutionSnapshotEvent,
 )
-from contracts.envelope import Envelope, deterministic_id, utcnow
+from contracts.envelope import Envelope, canonical_json, content_hash, deterministic_id, utcnow
+from contracts.limits import MAX_EVENT_BYTES, PATTERN_MESSAGES
 from contracts.programs import (
     MilestoneSet,
     MilestoneSetEvent,
@@ -87,8 +89,16 @@ def contract_error(exc: ValidationError) -> ContractError:
         field = "event_type" if tag_error else _loc(tuple(e["loc"]))
         raw = e.get("input")
         shown = raw.get("event_type") if tag_error and isinstance(raw, dict) else raw
-        errors.append(FieldError(field=field, message=e["msg"], input=_short(shown)))
+        message = e["msg"]
+        if e["type"] == "string_pattern_mismatch":
+            message = PATTERN_MESSAGES.get(str((e.get("ctx") or {}).get("pattern")), message)
+        errors.append(FieldError(field=field, message=message, input=_short(shown)))
     return ContractError(errors)
+
+
+def _too_large(size: int) -> ContractError:
+    return ContractError([FieldError(
+        field="(event)", message=f"event is {size:,} bytes; at most {MAX_EVENT_BYTES:,} bytes are accepted")])
 
 
 def _short(value: Any) -> Any:
@@ -100,6 +110,13 @@ def _short(value: Any) -> Any:
 
 
 def parse_event(data: bytes | str | dict[str, Any]) -> AnyEvent:
+    """Raw JSON larger than `MAX_EVENT_BYTES` is refused before it is parsed."""
+    if isinstance(data, str) and len(data) > MAX_EVENT_BYTES // 4:  # 1–4 UTF-8 bytes a character
+        size = len(data.encode("utf-8", "surrogatepass"))
+        if size > MAX_EVENT_BYTES:
+            raise _too_large(size)
+    if isinstance(data, bytes) and len(data) > MAX_EVENT_BYTES:
+        raise _too_large(len(data))
     try:
         if isinstance(data, bytes | str):
             return _ADAPTER.validate_json(data)
@@ -112,8 +129,18 @@ def dump_event(event: Envelope[Any]) -> bytes:
     return event.model_dump_json().encode("utf-8")
 
 
+def encode_event(event: Envelope[Any]) -> bytes:
+    """`dump_event`, refusing an event whose JSON would exceed `MAX_EVENT_BYTES` (what a front door
+    stores must be publishable)."""
+    data = dump_event(event)
+    if len(data) > MAX_EVENT_BYTES:
+        raise _too_large(len(data))
+    return data
+
+
 __all__ = [
     "EVENT_MODELS",
+    "MAX_EVENT_BYTES",
     "Alert",
     "AlertEvent",
     "AnyEvent",
@@ -136,8 +163,11 @@ __all__ = [
     "ProgramRegisteredEvent",
     "TargetSet",
     "TargetSetEvent",
+    "canonical_json",
+    "content_hash",
     "deterministic_id",
     "dump_event",
+    "encode_event",
     "parse_event",
     "utcnow",
 ]

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
 from contracts.envelope import Envelope, Payload
+from contracts.limits import LINE_PATTERN, TITLE_MAX, ContractDateTime, FiscalYear, Text
 from contracts.programs import ProgramId
 
 Rule = Literal[
@@ -42,7 +43,12 @@ def fingerprint(rule: str, labels: dict[str, str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-Figure = int | Decimal | str | None
+#: Label and figure names are identifiers; their texts are single lines (ids, names, titles, dates).
+LabelName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+LabelText = Annotated[str, Field(max_length=TITLE_MAX, pattern=LINE_PATTERN)]
+#: Figures are derived by the services (amounts, rates that may run far past 100 %), so numbers
+#: are not bounded here; text is.
+Figure = int | Decimal | LabelText | None
 
 
 class Alert(Payload):
@@ -54,15 +60,15 @@ class Alert(Payload):
     status: AlertStatus
     severity: Severity
     program_id: ProgramId
-    program_title: str | None = None
-    fiscal_year: int | None = None
-    office: str | None = None
-    division: str | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
-    summary: str = Field(min_length=1, description="one Korean sentence for staff")
-    figures: dict[str, Figure] = Field(default_factory=dict)
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime | None = None
+    program_title: LabelText | None = None
+    fiscal_year: FiscalYear | None = None
+    office: LabelText | None = None
+    division: LabelText | None = None
+    labels: dict[LabelName, LabelText] = Field(default_factory=dict, max_length=30)
+    summary: Text = Field(min_length=1, description="one Korean sentence for staff")
+    figures: dict[LabelName, Figure] = Field(default_factory=dict, max_length=50)
+    starts_at: ContractDateTime
+    ends_at: ContractDateTime | None = None
     generator: Literal["budget", "programs"]
 
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import itertools
-from datetime import date
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, Strict, model_validator
 
 from contracts.envelope import Envelope, Payload
+from contracts.limits import ContractDate, Count, FiscalYear, Id, Name, Text, Title
 from contracts.money import Unit, Won, WonDelta
 from contracts.programs import ProgramId, SourceRef
 
@@ -29,12 +29,12 @@ class BudgetLineSet(Payload):
     `current` may be omitted (it is then the sum); when given with the parts it must equal them.
     The org fields let budget roll up by 과/실 without waiting for the program register."""
 
-    program_id: ProgramId = Field(min_length=1, max_length=200)
-    fiscal_year: int = Field(ge=2000, le=2100)
-    title: str | None = None
-    office: str | None = Field(default=None, description="실")
-    division: str | None = Field(default=None, description="과")
-    category: str | None = Field(default=None, description="e.g. 기본경비, 전출금: may be excluded from plans")
+    program_id: ProgramId
+    fiscal_year: FiscalYear
+    title: Title | None = None
+    office: Name | None = Field(default=None, description="실")
+    division: Name | None = Field(default=None, description="과")
+    category: Name | None = Field(default=None, description="e.g. 기본경비, 전출금: may be excluded from plans")
     original: Won = Field(description="본예산 (a)")
     carried_over: Won = Field(default=0, description="이월 등 (b)")
     supplementary: WonDelta = Field(default=0, description="추경 증감")
@@ -44,8 +44,8 @@ class BudgetLineSet(Payload):
     account: Account | None = Field(default=None, description="회계: 일반회계 / 특별회계 / 기금")
     scope: LineScope = Field(default="record", description="record (in totals) / part / unlinked (held out)")
     parent_program_id: ProgramId | None = Field(
-        default=None, max_length=200, description="for scope=part: the 세부사업 of record this is a part of")
-    effective_date: date | None = Field(
+        default=None, description="for scope=part: the 세부사업 of record this is a part of")
+    effective_date: ContractDate | None = Field(
         default=None, description="the date the line states (the report's 기준일); earlier as-of views keep "
                                   "the line before it")
 
@@ -77,14 +77,14 @@ class BudgetLineSet(Payload):
 class BudgetAmended(Payload):
     """A supplementary budget (추경) amendment: 기정예산 + 증감 = 추경예산."""
 
-    program_id: ProgramId = Field(min_length=1, max_length=200)
-    fiscal_year: int = Field(ge=2000, le=2100)
-    amendment_id: str = Field(min_length=1, max_length=100, description="e.g. 2025-1차추경")
+    program_id: ProgramId
+    fiscal_year: FiscalYear
+    amendment_id: Id = Field(max_length=100, description="e.g. 2025-1차추경")
     before: Won = Field(description="기정예산")
     change: WonDelta = Field(description="증가액 (negative for 감액)")
     after: Won = Field(description="추경예산")
-    reason: str | None = None
-    effective_date: date | None = None
+    reason: Text | None = None
+    effective_date: ContractDate | None = None
     source_ref: SourceRef | None = None
 
     @model_validator(mode="after")
@@ -99,13 +99,13 @@ class BudgetAmended(Payload):
 class ExecutionSnapshot(Payload):
     """Cumulative execution as of a date. A later `revision` for the same as_of corrects it."""
 
-    program_id: ProgramId = Field(min_length=1, max_length=200)
-    fiscal_year: int = Field(ge=2000, le=2100)
-    as_of: date
+    program_id: ProgramId
+    fiscal_year: FiscalYear
+    as_of: ContractDate
     committed: Won | None = Field(
         description="원인행위액, cumulative; null when the source prints only 지출액 (a 예산현황 summary)")
     spent: Won = Field(description="지출액, cumulative")
-    revision: int = Field(default=0, ge=0, description="0 = first report; higher = correction")
+    revision: Count = Field(default=0, description="0 = first report; higher = correction")
     current_budget: Won | None = Field(default=None, description="예산현액 as printed beside it")
     source_ref: SourceRef | None = None
 
@@ -132,18 +132,17 @@ class DivisionSnapshot(Payload):
     The printed figures are rounded to the table's `unit`, the programs' figures often are not: the
     sum of the programs may differ from them by rounding, and the report's figures stand."""
 
-    office: str | None = Field(default=None, max_length=100, description="실")
-    division: str | None = Field(
-        default=None, min_length=1, max_length=100,
-        description="과; null: the figures are the 실's own (a table's 계), and `office` names it")
-    fiscal_year: int = Field(ge=2000, le=2100)
-    as_of: date = Field(description="the table's 기준일")
+    office: Name | None = Field(default=None, description="실")
+    division: Name | None = Field(
+        default=None, description="과; null: the figures are the 실's own (a table's 계), and `office` names it")
+    fiscal_year: FiscalYear
+    as_of: ContractDate = Field(description="the table's 기준일")
     original: Won | None = Field(default=None, description="본예산 as printed; null when not printed")
     current: Won | None = Field(default=None, description="예산현액 as printed")
     committed: Won | None = Field(default=None, description="원인행위액, cumulative; null when not printed")
     spent: Won | None = Field(default=None, description="지출액, cumulative; null when not printed")
     unit: Unit | None = Field(default=None, description="the unit the table prints (each figure is rounded to it)")
-    revision: int = Field(default=0, ge=0, description="0 = first report; higher = correction")
+    revision: Count = Field(default=0, description="0 = first report; higher = correction")
     source_ref: SourceRef | None = None
 
     @model_validator(mode="after")
@@ -158,16 +157,17 @@ class DivisionSnapshot(Payload):
 
 
 class PlanPoint(Payload):
-    month: int = Field(ge=1, le=12, description="the plan is for the end of this month")
-    cumulative_rate: Decimal = Field(ge=0, le=100, description="planned cumulative 집행률, %")
+    month: Annotated[int, Strict()] = Field(ge=1, le=12, description="the plan is for the end of this month")
+    cumulative_rate: Decimal = Field(ge=0, le=100, max_digits=10, decimal_places=6,
+                                     description="planned cumulative 집행률, %")
 
 
 class ExecutionPlanSet(Payload):
     """A program's monthly execution plan (월별 집행계획); replaces any earlier plan."""
 
-    program_id: ProgramId = Field(min_length=1, max_length=200)
-    fiscal_year: int = Field(ge=2000, le=2100)
-    points: list[PlanPoint] = Field(min_length=1)
+    program_id: ProgramId
+    fiscal_year: FiscalYear
+    points: list[PlanPoint] = Field(min_length=1, max_length=12)
 
     @model_validator(mode="after")
     def _non_decreasing(self) -> ExecutionPlanSet:

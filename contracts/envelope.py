@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from datetime import UTC, datetime
-from typing import Generic, TypeVar
+from typing import Annotated, Generic, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
+
+from contracts.limits import ContractDateTime, Id, SourceName
 
 P = TypeVar("P", bound=BaseModel)
 
@@ -34,11 +38,11 @@ class Envelope(BaseModel, Generic[P]):
 
     event_id: uuid.UUID = Field(description="unique id; the same id twice is the same event")
     event_type: str
-    schema_version: int = Field(default=1, ge=1)
-    occurred_at: AwareDatetime = Field(description="when the fact happened at the source (tz-aware)")
-    source: str = Field(min_length=1, max_length=100, description="publishing department system")
+    schema_version: Annotated[int, Strict()] = Field(default=1, ge=1, le=1000)
+    occurred_at: ContractDateTime = Field(description="when the fact happened at the source (tz-aware)")
+    source: SourceName = Field(description="publishing department system")
     correlation_id: uuid.UUID | None = Field(default=None, description="ties events of one request")
-    key: str = Field(min_length=1, max_length=200, description="program id; the Kafka message key")
+    key: Id = Field(description="program id; the Kafka message key")
     payload: P
 
     @model_validator(mode="after")
@@ -47,3 +51,15 @@ class Envelope(BaseModel, Generic[P]):
         if program_id is not None and program_id != self.key:
             raise ValueError(f"key {self.key!r} must equal payload.program_id {program_id!r}")
         return self
+
+
+def canonical_json(event: BaseModel) -> bytes:
+    """The event as JSON with sorted keys and no spaces: equal content, equal bytes, whatever
+    order or whitespace the sender used (and whether it spelled out defaults)."""
+    return json.dumps(event.model_dump(mode="json"), sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False).encode("utf-8")
+
+
+def content_hash(event: BaseModel) -> str:
+    """sha256 of the canonical JSON: tells a resend of the same event from another event under the same id."""
+    return hashlib.sha256(canonical_json(event)).hexdigest()

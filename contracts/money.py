@@ -5,11 +5,14 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Final, Literal
 
-from pydantic import Field
+from pydantic import Field, Strict
 
-#: An amount of money in 원. Non-negative amounts use `Won`; signed changes use `WonDelta`.
-Won = Annotated[int, Field(ge=0, description="amount in 원 (KRW), integer")]
-WonDelta = Annotated[int, Field(description="signed change in 원 (KRW), integer")]
+from contracts.limits import MAX_WON
+
+#: An amount of money in 원. Non-negative amounts use `Won`; signed changes use `WonDelta`. Strict:
+#: `true` or `"5"` is not an amount; bounded by `MAX_WON` so every amount fits int64 with room to add.
+Won = Annotated[int, Strict(), Field(ge=0, le=MAX_WON, description="amount in 원 (KRW), integer")]
+WonDelta = Annotated[int, Strict(), Field(ge=-MAX_WON, le=MAX_WON, description="signed change in 원 (KRW), integer")]
 
 Unit = Literal["원", "천원", "백만원", "억원", "조원"]
 

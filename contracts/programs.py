@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
-from datetime import date
-from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
 from contracts.envelope import Envelope, Payload
+from contracts.limits import (
+    CONTACTS_MAX,
+    LIST_MAX,
+    ContractDate,
+    Count,
+    Email,
+    FiscalYear,
+    Flag,
+    Id,
+    Name,
+    Note,
+    Quantity,
+    ShortText,
+    Text,
+    Title,
+)
 
-ProgramId = str
+ProgramId = Id
 Role = Literal["과장", "팀장", "담당"]
 #: program: a 세부사업 (or a section that describes one). part: below a 세부사업 (sub-item, event,
 #: 공사비): shown on its parent's page. action_item: work with deadlines that is not a budget
@@ -21,43 +35,43 @@ ProgramKind = Literal["program", "part", "action_item"]
 class SourceRef(Payload):
     """Where a fact came from, so staff can trace it (document, section, line)."""
 
-    document: str
-    section: str | None = None
-    line: int | None = Field(default=None, ge=1)
+    document: Title
+    section: ShortText | None = None
+    line: Annotated[Count, Field(ge=1)] | None = None
 
 
 class ContactInfo(Payload):
     role: Role
-    name: str = Field(min_length=1)
-    phone: str | None = Field(default=None, pattern=r"^0\d{1,2}-\d{3,4}-\d{4}$")
-    email: str | None = None
-    division: str | None = None
-    team: str | None = None
+    name: Name
+    phone: str | None = Field(default=None, max_length=13, pattern=r"^0\d{1,2}-\d{3,4}-\d{4}$")
+    email: Email | None = Field(default=None, description="which domains are accepted is ingest's policy")
+    division: Name | None = None
+    team: Name | None = None
 
 
 class ProgramRegistered(Payload):
     """A program (세부사업) registered or updated: the latest event for an id wins."""
 
-    program_id: ProgramId = Field(min_length=1, max_length=200)
-    fiscal_year: int = Field(ge=2000, le=2100)
-    title: str = Field(min_length=1)
-    office: str | None = Field(default=None, description="실")
-    division: str | None = Field(default=None, description="과")
-    team: str | None = Field(default=None, description="팀")
-    contacts: list[ContactInfo] = Field(default_factory=list)
-    purpose: str | None = None
-    method: str | None = Field(default=None, description="직접 / 대행")
-    agency: str | None = Field(default=None, description="대행 기관")
-    period_text: str | None = None
+    program_id: ProgramId
+    fiscal_year: FiscalYear
+    title: Title
+    office: Name | None = Field(default=None, description="실")
+    division: Name | None = Field(default=None, description="과")
+    team: Name | None = Field(default=None, description="팀")
+    contacts: list[ContactInfo] = Field(default_factory=list, max_length=CONTACTS_MAX)
+    purpose: Text | None = None
+    method: ShortText | None = Field(default=None, description="직접 / 대행")
+    agency: ShortText | None = Field(default=None, description="대행 기관")
+    period_text: ShortText | None = None
     source_ref: SourceRef | None = None
-    period_start: date | None = Field(default=None, description="사업기간 start, when it could be read")
-    period_end: date | None = Field(default=None, description="사업기간 end, when it could be read")
+    period_start: ContractDate | None = Field(default=None, description="사업기간 start, when it could be read")
+    period_end: ContractDate | None = Field(default=None, description="사업기간 end, when it could be read")
     budget_program_ids: list[ProgramId] = Field(
-        default_factory=list, description="linked budget lines (budget service program ids)"
+        default_factory=list, max_length=LIST_MAX, description="linked budget lines (budget service program ids)"
     )
     kind: ProgramKind = Field(default="program", description="program / part / action_item")
     parent_program_id: ProgramId | None = Field(
-        default=None, max_length=200, description="the program this part or action item belongs to")
+        default=None, description="the program this part or action item belongs to")
 
 
 MilestoneStatus = Literal["planned", "in_progress", "done", "cancelled"]
@@ -68,21 +82,21 @@ class MilestoneSet(Payload):
     """A milestone created or updated. A window may be open on either side; `window_text`
     keeps the printed expression, and `needs_review` marks text that could not be read."""
 
-    program_id: ProgramId = Field(min_length=1, max_length=200)
-    milestone_id: str = Field(min_length=1, max_length=200)
-    title: str = Field(min_length=1)
-    window_start: date | None = None
-    window_end: date | None = None
-    window_text: str | None = None
+    program_id: ProgramId
+    milestone_id: Id
+    title: Title
+    window_start: ContractDate | None = None
+    window_end: ContractDate | None = None
+    window_text: ShortText | None = None
     recurrence: Recurrence | None = None
     status: MilestoneStatus = "planned"
-    actual_end: date | None = Field(
+    actual_end: ContractDate | None = Field(
         default=None, description="finished on; for a recurring milestone, completed through this date"
     )
-    needs_review: bool = False
+    needs_review: Flag = False
     source_ref: SourceRef | None = None
-    actual_start: date | None = None
-    note: str | None = Field(default=None, max_length=1000, description="why it changed, e.g. why cancelled")
+    actual_start: ContractDate | None = None
+    note: Note | None = Field(default=None, description="why it changed, e.g. why cancelled")
 
     @model_validator(mode="after")
     def _window_in_order(self) -> MilestoneSet:
@@ -97,18 +111,18 @@ TargetStatus = Literal["active", "dropped"]
 class TargetSet(Payload):
     """A 추진목표 target, with progress when known."""
 
-    program_id: ProgramId = Field(min_length=1, max_length=200)
-    target_id: str = Field(min_length=1, max_length=200)
-    activity: str = Field(min_length=1)
-    period_start: date | None = None
-    period_end: date | None = None
-    target_value: Decimal = Field(ge=0)
-    unit: str = Field(min_length=1, description="회, 건, 개사, 명, 개소 …")
-    progress_value: Decimal | None = Field(default=None, ge=0)
-    progress_as_of: date | None = None
+    program_id: ProgramId
+    target_id: Id
+    activity: Title
+    period_start: ContractDate | None = None
+    period_end: ContractDate | None = None
+    target_value: Quantity
+    unit: Name = Field(description="회, 건, 개사, 명, 개소 …")
+    progress_value: Quantity | None = None
+    progress_as_of: ContractDate | None = None
     source_ref: SourceRef | None = None
     status: TargetStatus = Field(default="active", description="dropped: no longer a target of the program")
-    note: str | None = Field(default=None, max_length=1000)
+    note: Note | None = None
 
 
 class ProgramRegisteredEvent(Envelope[ProgramRegistered]):

@@ -1,7 +1,9 @@
 """Generate the committed JSON Schemas and check a model change against them.
 
 `execwatch contracts write` regenerates `contracts/schemas/`; `execwatch contracts check` (and a
-test) fails when the current models would break a consumer of the committed schema.
+test) fails when the current models would break a consumer of the committed schema: a field removed,
+made required, or a JSON type no longer accepted. Limits added or tightened (lengths, bounds,
+patterns) are listed as notices for producers and do not fail the check: see `contracts.limits`.
 """
 
 from __future__ import annotations
@@ -110,6 +112,46 @@ def _compare(old: dict[str, Any], new: dict[str, Any], old_root: dict[str, Any],
             _compare(old[key], new[key], old_root, new_root, f"{path}[]", problems)
 
 
+# Limits: a keyword added, or made stricter, rejects values the old schema accepted. That breaks
+# producers (who must be told), not consumers (who receive a subset of what they read before).
+_UPPER = ("maxLength", "maxItems", "maxProperties", "maximum", "exclusiveMaximum", "formatMaximum")
+_LOWER = ("minLength", "minItems", "minProperties", "minimum", "exclusiveMinimum", "formatMinimum")
+_EXACT = ("pattern", "format", "multipleOf")
+
+
+def _tightened(old: dict[str, Any], new: dict[str, Any], old_root: dict[str, Any],
+               new_root: dict[str, Any], path: str, notices: list[str]) -> None:
+    old, new = _resolve(old, old_root), _resolve(new, new_root)
+    where = path or "(event)"
+    for key in (*_UPPER, *_LOWER, *_EXACT):
+        if key not in new or new.get(key) == old.get(key):
+            continue
+        before, after = old.get(key), new[key]
+        looser = before is not None and (
+            (key in _UPPER and after > before) or (key in _LOWER and after < before))
+        if not looser:
+            notices.append(f"{where}: {key} {before!r} → {after!r}" if before is not None
+                           else f"{where}: new {key} {after!r}")
+    old_alts, new_alts = old.get("anyOf", old.get("oneOf")), new.get("anyOf", new.get("oneOf"))
+    if isinstance(old_alts, list) and isinstance(new_alts, list) and len(old_alts) == len(new_alts):
+        for o, n in zip(old_alts, new_alts, strict=True):
+            _tightened(o, n, old_root, new_root, path, notices)
+    new_props = new.get("properties", {})
+    for name, old_sub in old.get("properties", {}).items():
+        if name in new_props:
+            _tightened(old_sub, new_props[name], old_root, new_root, f"{path}.{name}" if path else name, notices)
+    for key, suffix in (("items", "[]"), ("additionalProperties", "{}")):
+        if isinstance(old.get(key), dict) and isinstance(new.get(key), dict):
+            _tightened(old[key], new[key], old_root, new_root, f"{path}{suffix}", notices)
+
+
+def tightened_limits(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Limits `new` adds or tightens: producer-facing changes, reported but not failing the check."""
+    notices: list[str] = []
+    _tightened(old, new, old, new, "", notices)
+    return notices
+
+
 def breaking_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """What in `new` would reject a message `old` accepted, or drop a field consumers read."""
     problems: list[str] = []
@@ -127,3 +169,9 @@ def check_against_committed(directory: Path = SCHEMA_DIR) -> list[str]:
         f"{name}: not committed; run `execwatch contracts write`" for name in current if name not in committed
     ]
     return problems
+
+
+def tightened_against_committed(directory: Path = SCHEMA_DIR) -> list[str]:
+    committed, current = load_committed(directory), current_schemas()
+    return [f"{name}: {n}" for name, old in committed.items() if name in current
+            for n in tightened_limits(old, current[name])]

@@ -56,12 +56,19 @@ def _topics(args: argparse.Namespace) -> int:
 
 
 def _contracts(args: argparse.Namespace) -> int:
-    from contracts.schema_tool import SCHEMA_DIR, check_against_committed, write_schemas
+    from contracts.schema_tool import (
+        SCHEMA_DIR,
+        check_against_committed,
+        tightened_against_committed,
+        write_schemas,
+    )
 
     if args.action == "write":
         for path in write_schemas():
             print(path.relative_to(SCHEMA_DIR.parent.parent))
         return 0
+    for notice in tightened_against_committed():
+        print(f"notice (producers): tightened limit: {notice}")
     problems = check_against_committed()
     for problem in problems:
         print(problem, file=sys.stderr)

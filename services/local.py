@@ -2,8 +2,8 @@
 
 Starts what is not configured (the embedded tansu broker when KAFKA_BOOTSTRAP_SERVERS is unset,
 a SQLite file when DATABASE_URL is unset, an SMTP sink when EXECWATCH_SMTP_HOST is unset),
-migrates, runs the four services as child processes, and with --demo imports the seed reports
-through ingest. Ctrl-C stops everything.
+migrates, runs the four services and the staff web as child processes, and with --demo imports the
+seed reports through ingest. Ctrl-C stops everything.
 """
 
 from __future__ import annotations
@@ -63,6 +63,10 @@ def run_local(demo: bool = False, workdir: str = "var", clock: str | None = None
             env["EXECWATCH_SMTP_HOST"], env["EXECWATCH_SMTP_PORT"] = "127.0.0.1", str(sink.port)
             env.setdefault("EXECWATCH_NOTIFY_PUBLIC_URL", f"http://127.0.0.1:{env.get('EXECWATCH_NOTIFY_PORT', 8704)}")
             print(f"• Mail: local SMTP sink on 127.0.0.1:{sink.port}; messages saved in {work / 'mail'}")
+        # Mails link to the staff web: a program's page, and the sign-in link's confirmation page.
+        web = f"http://127.0.0.1:{env.get('EXECWATCH_WEB_PORT', 8705)}"
+        env.setdefault("EXECWATCH_NOTIFY_PROGRAM_URL", f"{web}/program/{{program_id}}")
+        env.setdefault("EXECWATCH_AUTH_LOGIN_URL", f"{web}/auth/callback")
         if demo and not clock and not env.get("EXECWATCH_CLOCK"):
             clock = "2025-02-15"  # the seed reports speak of early 2025: judge schedules as of then
         if demo:
@@ -84,20 +88,30 @@ def run_local(demo: bool = False, workdir: str = "var", clock: str | None = None
         for service in SERVICES:  # one at a time: SQLite prefers a single migrating writer
             upgrade(settings.database_url_for(service), service)
         upgrade(settings.auth_db_url, "auth")
+        made = demo_identities(settings, work) if demo else {}
+        if made:  # the demo sign-in of the web offers these people (and only in the demo)
+            env["EXECWATCH_WEB_DEMO_KEYS"] = json.dumps({k: made[k]["key"] for k in ("staff", "operator", "auditor")})
         for service in SERVICES:
             log = open(work / "logs" / f"{service}.log", "ab")  # noqa: SIM115 (closed with the process)
             children[service] = subprocess.Popen([sys.executable, "-m", f"services.{service}"], env=env,
                                                  stdout=log, stderr=subprocess.STDOUT)
+        web_log = open(work / "logs" / "web.log", "ab")  # noqa: SIM115 (closed with the process)
+        children["web"] = subprocess.Popen([sys.executable, "-m", "services.web"], env=env, stdout=web_log,
+                                           stderr=subprocess.STDOUT)
         base = f"http://{settings.http_host}"
         for service in SERVICES:
             _wait_healthy(f"{base}:{settings.port_for(service)}/healthz", children[service])
+        _wait_healthy(f"{base}:{settings.web_port}/healthz", children["web"])
         print("\nexecwatch is up:")
         for service in SERVICES:
             port = settings.port_for(service)
             print(f"  {service:9} {base}:{port}/docs   metrics {base}:{port}/metrics")
+        print(f"  web       {base}:{settings.web_port}/   (staff pages, Korean)")
         print(f"  logs      {work / 'logs'}\n")
         if demo:
-            _demo(settings, f"{base}:{settings.ingest_port}", f"{base}:{settings.port_for('budget')}", work)
+            print(f"demo: sign in to the staff pages as the demo 팀장 of {DEMO_STAFF_DIVISION}: "
+                  f"{base}:{settings.web_port}/signin?as=staff")
+            _demo(made, f"{base}:{settings.ingest_port}", f"{base}:{settings.port_for('budget')}")
         print("Press Ctrl-C to stop.")
         while True:
             for name, proc in children.items():
@@ -144,7 +158,7 @@ DEMO_STAFF_DIVISION, DEMO_STAFF_OFFICE = "경제정책과", "경제실"
 
 
 def demo_identities(settings: Settings, workdir: Path) -> dict[str, dict[str, str | None]]:
-    """The demo's own identities: the importer (every 과), a 팀장 of one 과, an operator. Saved
+    """The demo's own identities: the importer (every 과), a 팀장 of one 과, an operator, an auditor. Saved
     (mode 600) in the work directory as well, for scripts."""
     store = KeyStore(settings.auth_db_url)
     made: dict[str, dict[str, str | None]] = {}
@@ -153,6 +167,7 @@ def demo_identities(settings: Settings, workdir: Path) -> dict[str, dict[str, st
         ("staff", "데모 팀장", {"role": "staff", "divisions": [DEMO_STAFF_DIVISION], "office": DEMO_STAFF_OFFICE,
                               "title": "팀장", "email": f"demo-lead@{settings.mail_domains[0]}"}),
         ("operator", "demo-operator", {"role": "operator"}),
+        ("auditor", "demo-auditor", {"role": "auditor"}),
     ]
     for label, name, fields in specs:
         row, key = store.create(name=name, created_by="execwatch up --demo", note="demo", **fields)
@@ -164,11 +179,10 @@ def demo_identities(settings: Settings, workdir: Path) -> dict[str, dict[str, st
     return made
 
 
-def _demo(settings: Settings, ingest_url: str, budget_url: str, workdir: Path) -> None:
+def _demo(made: dict[str, dict[str, str | None]], ingest_url: str, budget_url: str) -> None:
     from services.ingest.importer.cli import import_files
     from services.ingest.importer.verify import render_verification, verify_documents
 
-    made = demo_identities(settings, workdir)
     print("demo identities (demo only; saved in demo-keys.json):")
     for label, who in made.items():
         rights = f" 과={who['divisions']}" if who["divisions"] else ""

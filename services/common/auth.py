@@ -407,23 +407,6 @@ def division_of(event: AnyEvent) -> str | None:
     return division if isinstance(division, str) and division else None
 
 
-def contact_problems(events: Sequence[AnyEvent], domains: Iterable[str]) -> list[tuple[int, str, str]]:
-    """(index, field, why) for contact addresses outside the configured mail domains: a publisher
-    must not make execwatch mail just anyone."""
-    allowed = [d.lower().lstrip("@") for d in domains]
-    out = []
-    for index, event in enumerate(events):
-        for i, contact in enumerate(getattr(event.payload, "contacts", None) or []):
-            address = (getattr(contact, "email", None) or "").strip().lower()
-            if not address:
-                continue
-            domain = address.rpartition("@")[2]
-            if not any(domain == d or domain.endswith("." + d) for d in allowed):
-                out.append((index, f"payload.contacts.{i}.email",
-                            f"{domain or address!r} is not an allowed mail domain (EXECWATCH_MAIL_DOMAINS)"))
-    return out
-
-
 def identity_of_key(row: AuthKey) -> Identity:
     return Identity(name=row.name, role=Role(row.role), divisions=frozenset(row.divisions or ()),
                     office=row.office, email=row.email, title=row.title, key_id=row.id, via="key")
@@ -484,12 +467,13 @@ setattr(public, RULE_ATTR, Rule(frozenset(), public=True))
 
 PUBLIC = Depends(public)
 READERS = (Role.staff, Role.operator, Role.auditor)
+PUBLISHERS = (Role.system, Role.operator)  # may publish events, at either door of ingest
 
 # The rules routes use (one per route):
 Public = Annotated[Identity | None, Depends(public)]
 Reader = Annotated[Identity, Depends(require(*READERS))]                   # staff, operators, auditors
-Publisher = Annotated[Identity, Depends(require(Role.system, Role.operator))]
-PublisherReader = Annotated[Identity, Depends(require(Role.system, Role.operator, Role.auditor))]
+Publisher = Annotated[Identity, Depends(require(*PUBLISHERS))]
+PublisherReader = Annotated[Identity, Depends(require(*PUBLISHERS, Role.auditor))]
 StaffWriter = Annotated[Identity, Depends(require(Role.staff, Role.operator))]  # checked per 과 in the route
 Overseer = Annotated[Identity, Depends(require(Role.operator, Role.auditor))]
 Anyone = Annotated[Identity, Depends(require(*Role))]

@@ -17,6 +17,7 @@ from kafka.errors import TopicAlreadyExistsError
 from prometheus_client import CollectorRegistry
 
 from contracts import AnyEvent, ContractError, parse_event
+from contracts.limits import PRODUCER_MAX_REQUEST_BYTES
 from contracts.topics import ALL_TOPICS, DEADLETTER, TopicSpec
 from services.common.logging import broker_logger, get_logger
 from services.common.metrics import FASTSTREAM_PREFIX, dead_lettered, progress_counters
@@ -32,6 +33,8 @@ def make_broker(settings: Settings, service: str, registry: CollectorRegistry) -
         client_id=f"execwatch-{service}",
         acks="all",
         enable_idempotence=settings.kafka_idempotence,
+        # Stated, not defaulted: events are at most contracts.limits.MAX_EVENT_BYTES, well below this.
+        max_request_size=PRODUCER_MAX_REQUEST_BYTES,
         middlewares=[KafkaPrometheusMiddleware(registry=registry, app_name=service, metrics_prefix=FASTSTREAM_PREFIX)],
         description=f"execwatch {service} service",
         allow_auto_create_topics=True,

@@ -185,7 +185,7 @@ def serve(app_factory: Callable[[Settings], FastAPI], name: ServiceName, setting
                 access_log=False, log_config=None)
 
 
-def refuse(name: ServiceName, problems: list[str]) -> None:
+def refuse(name: str, problems: list[str]) -> None:
     if problems:
         for problem in problems:
             log.error("refusing to start", problem=problem)

@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 #: The acknowledge-link secret shipped for the demo: anything but the demo refuses to start with it.
 DEMO_ACK_SECRET = "execwatch-ack"
@@ -24,6 +24,7 @@ SERVICES: tuple[ServiceName, ...] = ("ingest", "budget", "programs", "notify")
 DEMO_AUTH_SECRET = "execwatch-demo-secret"
 DEMO_ACK_SECRET = "execwatch-ack"
 DEMO_TOKENS = frozenset({"demo-token", "importer-token", "change-me", "change-me-too"})
+DEMO_WEB_SECRET = "execwatch-web"
 
 
 class Settings(BaseSettings):
@@ -83,6 +84,9 @@ class Settings(BaseSettings):
         description='JSON {"source": "token"}: department systems allowed to publish, and their tokens',
     )
     ingest_max_batch: int = Field(default=1000, ge=1)
+    ingest_max_body_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=1024, description="largest HTTP request body; larger is refused (413) unread"
+    )
     relay_interval_s: float = Field(default=0.5, gt=0)
 
     # --- budget ----------------------------------------------------------------------------------
@@ -198,12 +202,16 @@ class Settings(BaseSettings):
     web_budget_url: str | None = Field(default=None, description="base URL of the budget API; unset: local port")
     web_programs_url: str | None = Field(default=None, description="base URL of the programs API; unset: local port")
     web_notify_url: str | None = Field(default=None, description="base URL of the notify API; unset: local port")
-    web_service_header: str = Field(default="Authorization", description="header carrying the service credential")
-    web_service_token: SecretStr | None = Field(
-        default=None, description="credential sent to the read APIs (as `Bearer …` in the Authorization header)")
-    web_session_secret: SecretStr = Field(default=SecretStr("execwatch-web"), description="signs session cookies")
-    web_session_hours: float = Field(default=8.0, gt=0, description="a sign-in lasts this long")
-    web_demo_sign_in: bool = Field(default=True, description="offer the demo sign-in page (choose a person)")
+    web_session_secret: SecretStr = Field(
+        default=SecretStr(DEMO_WEB_SECRET),
+        description="encrypts and signs the web's session cookies; the default is the demo's, refused unless "
+                    "EXECWATCH_DEMO")
+    web_session_hours: float = Field(default=8.0, gt=0,
+                                     description="a sign-in lasts this long (at most as long as its access session)")
+    web_demo_keys: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="demo only (JSON, set by `execwatch up --demo`): API keys of the people the demo sign-in "
+                    "offers, by label; ignored unless EXECWATCH_DEMO")
     web_timeout_s: float = Field(default=5.0, gt=0, description="per request to a read API")
 
     # --- access (docs/security.md) ------------------------------------------------------------------
@@ -211,16 +219,31 @@ class Settings(BaseSettings):
         default=None, description="where API keys, audit log and login-link use live; unset: DATABASE_URL")
     auth_secret: SecretStr = Field(default=SecretStr(DEMO_AUTH_SECRET),
                                    description="signs staff sessions and sign-in links (demo value refused)")
+    auth_login_url: str | None = Field(
+        default=None,
+        description="where mailed sign-in links point (the staff web's /auth/callback, which exchanges the token "
+                    "at notify); unset: notify's own confirmation page")
     auth_session_ttl_s: int = Field(default=8 * 3600, ge=60, description="a staff session lasts this long")
     auth_login_ttl_s: int = Field(default=900, ge=60, description="a sign-in link is valid this long, once")
     auth_failures_per_min: int = Field(default=10, ge=1,
                                        description="failed authentications per credential and per address")
     auth_writes_per_min: int = Field(default=120, ge=1, description="write requests per identity and per address")
-    mail_domains: list[str] = Field(
+    mail_domains: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["seoul.go.kr", "seoul.example"],
-        description="JSON list: contacts in events may only have addresses in these domains (or subdomains)")
+        description="contacts in events may only have addresses in these domains (or their subdomains); "
+                    "JSON list or comma-separated")
 
-    @field_validator("ingest_sources", mode="before")
+    @field_validator("mail_domains", mode="before")
+    @classmethod
+    def _domains_from_text(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            value = json.loads(text) if text.startswith("[") else text.split(",")
+        if isinstance(value, list | tuple):  # compared lower-case, without a leading @
+            return [str(d).strip().lower().lstrip("@") for d in value if str(d).strip()]
+        return value
+
+    @field_validator("ingest_sources", "web_demo_keys", mode="before")
     @classmethod
     def _sources_from_json(cls, value: object) -> object:
         return json.loads(value) if isinstance(value, str) else value

@@ -40,13 +40,11 @@ class Worker:
                                 failures=failures)
             self._wake.clear()
             wait = interval if not failures else min(max_backoff, interval * 2 ** min(failures, 10))
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that arrives as
+            # the event is set (a wake right before shutdown), and the worker would then run for ever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=wait)
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                # Python 3.11's wait_for drops a cancel that lands as the event is set (a wake just
-                # before shutdown): honour it, or the service never stops.
-                raise asyncio.CancelledError
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
 
 async def every(interval: float, job: Callable[[], Awaitable[object]], name: str) -> None:
     """Run `job` every `interval` seconds for ever; a failing round is logged and the next one tried."""

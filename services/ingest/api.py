@@ -1,83 +1,177 @@
-"""Ingest HTTP API: `POST /v1/events` takes one envelope or a list, all or nothing."""
+"""Ingest HTTP API: `POST /v1/events` takes one envelope or a list, all or nothing.
+
+The caller is resolved before the body is read (access's `Publisher` rule, a dependency, and no
+body parameter FastAPI would read first), and the body is read as a stream with a cap: a caller
+without a valid key, or with a body over `EXECWATCH_INGEST_MAX_BODY_BYTES`, costs no memory. Every
+error is JSON `{"error": …}` (see `app.py`)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
-from services.common.auth import Publisher, PublisherReader, access_of, contact_problems
+from services.common.auth import Publisher, PublisherReader, access_of
 from services.common.db import OutboxRelay
 from services.common.logging import get_logger
 from services.common.runtime import Runtime
-from services.ingest import domain, store
+from services.ingest import service, store
 from services.ingest.metrics import ACCEPTED, DUPLICATES, REJECTED
 
 log = get_logger(__name__)
 
 
-def router(rt: Runtime, relay: OutboxRelay) -> APIRouter:
-    api = APIRouter(prefix="/v1", tags=["ingest"])
+class Refused(Exception):
+    """A request refused before its events were looked at: answered as JSON `{"error": …}`."""
 
-    @api.post("/events", status_code=202, responses={401: {}, 403: {}, 413: {}, 422: {}, 429: {}})
-    async def post_events(
-        request: Request,
-        who: Publisher,
-        body: Annotated[Any, Body(description="one event envelope, a list of them, or {events: [...]}")],
-    ) -> Any:
-        source = who.name
-        items = body["events"] if isinstance(body, dict) and "events" in body else body
-        items = items if isinstance(items, list) else [items]
-        if len(items) > rt.settings.ingest_max_batch:
-            raise HTTPException(413, f"at most {rt.settings.ingest_max_batch} events per request")
-        events, rejections = domain.validate_batch(items, source)
-        rejections += [domain.Rejection(i, f, m) for i, f, m in contact_problems(events, rt.settings.mail_domains)]
-        if rejections:
-            REJECTED.labels(path="http", reason="contract").inc(len({r.index for r in rejections}))
-            log.info("events rejected", source=source, rejected=[r.as_dict() for r in rejections[:20]])
-            return JSONResponse(
-                status_code=422,
-                content={
-                    "error": "invalid events; nothing was accepted",
-                    "rejected": [r.as_dict() for r in rejections],
-                },
-            )
-        forbidden = await asyncio.to_thread(access_of(request).publish_problems, who, events)
-        if forbidden:  # another 과's program: nothing of the batch is stored
-            REJECTED.labels(path="http", reason="rights").inc(len(forbidden))
-            return JSONResponse(status_code=403, content={
-                "error": "not granted for these programs' 과; nothing was accepted",
-                "rejected": [{"index": i, "field": "key", "message": m} for i, m in forbidden]})
-        await asyncio.to_thread(access_of(request).claim, who, events)
-        accepted, duplicates = await asyncio.to_thread(store.accept_committed, rt.db, events,
-                                                       rt.settings.topic_prefix)
-        log.info("events accepted", source=source, accepted=len(accepted), duplicates=len(duplicates),
-                 event_ids=accepted[:20], program_ids=sorted({e.key for e in events})[:20])
-        ACCEPTED.labels(path="http").inc(len(accepted))
-        DUPLICATES.labels(path="http").inc(len(duplicates))
-        relay.wake()
-        return {"accepted": len(accepted), "duplicates": len(duplicates), "event_ids": accepted}
-
-    @api.get("/events/{event_id}")
-    async def event_status(event_id: str, who: PublisherReader) -> dict[str, Any]:
-        row = await asyncio.to_thread(_status, rt, event_id)
-        if row is None:
-            raise HTTPException(404, "no such event")
-        return row
-
-    return api
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers or {}
 
 
-def _status(rt: Runtime, event_id: str) -> dict[str, Any] | None:
+def refused_response(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Refused)
+    return JSONResponse(status_code=exc.status, content={"error": exc.message}, headers=exc.headers)
+
+
+class AcceptedEvents(BaseModel):
+    accepted: int
+    duplicates: int
+    event_ids: list[str]
+    published_as: dict[str, str]
+
+
+class EventStatus(BaseModel):
+    event_id: str
+    source: str
+    source_event_id: str
+    content_hash: str
+    topic: str
+    accepted_at: str
+    published_at: str | None
+
+
+_EVENTS_BODY = {
+    "required": True,
+    "content": {"application/json": {"schema": {
+        "description": "one event envelope, a list of them, or {events: [...]}",
+        "anyOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}}],
+    }}},
+}
+_ERROR = {"content": {"application/json": {"schema": {"type": "object", "properties": {"error": {"type": "string"}}}}}}
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, read chunk by chunk and refused as soon as it passes `limit` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise Refused(413, f"request body is {int(declared):,} bytes; at most {limit:,} bytes per request")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Refused(413, f"request body is over {limit:,} bytes; at most {limit:,} bytes per request")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_items(body: bytes) -> list[Any]:
+    try:
+        data = json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise Refused(400, f"the body is not JSON: {str(exc)[:200]}") from exc
+    items = data["events"] if isinstance(data, dict) and "events" in data else data
+    return items if isinstance(items, list) else [items]
+
+
+router = APIRouter(prefix="/v1", tags=["ingest"])
+
+
+def runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+def outbox_relay(request: Request) -> OutboxRelay:
+    relay: OutboxRelay = request.app.state.relay
+    return relay
+
+
+@router.post("/events", status_code=202, response_model=AcceptedEvents, openapi_extra={"requestBody": _EVENTS_BODY},
+             responses={400: _ERROR, 401: _ERROR, 403: {}, 409: {}, 413: _ERROR, 422: {}, 429: _ERROR})
+async def post_events(request: Request, who: Publisher,
+                      rt: Annotated[Runtime, Depends(runtime)],
+                      relay: Annotated[OutboxRelay, Depends(outbox_relay)]) -> Any:
+    # `who` is resolved (401/403/429) before this line reads a byte of the body.
+    source = who.name
+    items = parse_items(await read_body(request, rt.settings.ingest_max_body_bytes))
+    if len(items) > rt.settings.ingest_max_batch:
+        raise Refused(413, f"at most {rt.settings.ingest_max_batch} events per request")
+    submissions = [service.Submission(item, who) for item in items]
+    outcome = await asyncio.to_thread(service.accept, rt.db, submissions, service.policy_from(rt.settings),
+                                      access_of(request), all_or_nothing=True)
+    if outcome.rejected:
+        rejections = [r for p in outcome.rejected for r in p.rejections()]
+        REJECTED.labels(path="http", reason="contract").inc(len(outcome.rejected))
+        log.info("events rejected", source=source, rejected=[r.as_dict() for r in rejections[:20]])
+        return JSONResponse(status_code=422, content={
+            "error": "invalid events; nothing was accepted",
+            "rejected": [r.as_dict() for r in rejections],
+        })
+    if outcome.forbidden:  # another 과's program: nothing of the batch is stored
+        REJECTED.labels(path="http", reason="rights").inc(len(outcome.forbidden))
+        log.info("events refused: not granted", source=source,
+                 rejected=[r.as_dict() for p in outcome.forbidden[:20] for r in p.rejections()])
+        return JSONResponse(status_code=403, content={
+            "error": "not granted for these programs' 과; nothing was accepted",
+            "rejected": [r.as_dict() for p in outcome.forbidden for r in p.rejections()],
+        })
+    if outcome.conflicts:
+        REJECTED.labels(path="http", reason="conflict").inc(len(outcome.conflicts))
+        log.warning("event ids reused with other content", source=source,
+                    conflicts=[c.as_dict() for c in outcome.conflicts[:20]])
+        return JSONResponse(status_code=409, content={
+            "error": "an event_id was accepted before with other content; nothing was accepted",
+            "conflicts": [c.as_dict() for c in outcome.conflicts],
+        })
+    accepted = [a.event_id for a in outcome.accepted]
+    log.info("events accepted", source=source, accepted=len(accepted), duplicates=len(outcome.duplicates),
+             event_ids=accepted[:20])
+    ACCEPTED.labels(path="http").inc(len(accepted))
+    DUPLICATES.labels(path="http").inc(len(outcome.duplicates))
+    relay.wake()
+    return AcceptedEvents(
+        accepted=len(accepted), duplicates=len(outcome.duplicates), event_ids=accepted,
+        published_as={a.event_id: a.published_as for a in outcome.accepted if a.published_as != a.event_id},
+    )
+
+
+@router.get("/events/{event_id}", response_model=EventStatus, responses={401: _ERROR, 403: _ERROR, 404: _ERROR})
+async def event_status(event_id: uuid.UUID, who: PublisherReader, rt: Annotated[Runtime, Depends(runtime)]) -> Any:
+    """Where an event is: by the id it is published under, else by the id its source sent."""
+    row = await asyncio.to_thread(_status, rt, str(event_id))
+    if row is None:
+        raise Refused(404, "no such event")
+    return row
+
+
+def _status(rt: Runtime, event_id: str) -> EventStatus | None:
     with rt.db.read() as session:
         row = store.status_of(session, event_id)
         if row is None:
             return None
-        return {
-            "event_id": row.event_id,
-            "topic": row.topic,
-            "accepted_at": row.created_at.isoformat(),
-            "published_at": row.published_at.isoformat() if row.published_at else None,
-        }
+        return EventStatus(
+            event_id=row.event_id, source=row.source, source_event_id=row.source_event_id or row.event_id,
+            content_hash=row.content_hash, topic=row.topic, accepted_at=row.created_at.isoformat(),
+            published_at=row.published_at.isoformat() if row.published_at else None,
+        )

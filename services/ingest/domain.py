@@ -1,14 +1,34 @@
-"""Ingest rules, pure: who may publish, and what a batch of submitted events must satisfy."""
+"""Ingest rules, pure: who may publish, and what one submitted event must satisfy to be stored.
+
+The contract (`contracts`) decides what an event is: its size, lengths, amounts, dates, types and
+characters. Ingest adds what depends on who sends it: the authenticated system must be the event's
+source, department systems do not publish alerts, and contact e-mail addresses are in the city's
+domains (`EXECWATCH_MAIL_DOMAINS`), so no publisher can make execwatch mail just anyone. Which 과
+a publisher may publish for is access's rule (`services.common.auth.Access.publish_problems`),
+applied by `service.accept`."""
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from contracts import AnyEvent, ContractError, FieldError, parse_event
-from contracts.topics import topic_for
+from contracts import (
+    AnyEvent,
+    ContractError,
+    FieldError,
+    ProgramRegistered,
+    content_hash,
+    deterministic_id,
+    encode_event,
+    parse_event,
+)
+from contracts.topics import message_key, topic_for
+
+#: Why a submission was set aside: the token (auth), the event itself (contract), what this
+#: system may publish (rights: its own source, no alerts, its granted 과), ingest's policy
+#: (policy), or its id already names other content from the same system (conflict).
+Stage = Literal["auth", "contract", "rights", "policy", "conflict"]
 
 
 @dataclass(frozen=True)
@@ -21,33 +41,61 @@ class Rejection:
         return {"index": self.index, "field": self.field, "message": self.message}
 
 
-def authenticate(tokens: Mapping[str, str], token: str | None) -> str | None:
-    """The source whose token this is, compared in constant time; None when unknown."""
-    if not token:
-        return None
-    found = None
-    for source, expected in tokens.items():
-        if hmac.compare_digest(expected.encode(), token.encode()):
-            found = source
-    return found
+@dataclass(frozen=True)
+class Problem:
+    """One submission that cannot be stored, and why."""
+
+    index: int
+    stage: Stage
+    errors: tuple[FieldError, ...]
+
+    def rejections(self) -> list[Rejection]:
+        return [Rejection(self.index, e.field, e.message) for e in self.errors]
 
 
-def validate_batch(items: list[Any], source: str) -> tuple[list[AnyEvent], list[Rejection]]:
-    """Every item must satisfy its contract, be publishable (not an alert) and come from `source`."""
-    events: list[AnyEvent] = []
-    rejections: list[Rejection] = []
-    for index, item in enumerate(items):
-        try:
-            event = parse_event(item) if isinstance(item, dict | str | bytes) else _not_an_object()
-        except ContractError as exc:
-            rejections += [Rejection(index, e.field, e.message) for e in exc.errors]
-            continue
-        problem = publish_problem(event, source)
-        if problem:
-            rejections.append(Rejection(index, problem.field, problem.message))
-            continue
-        events.append(event)
-    return events, rejections
+@dataclass(frozen=True)
+class Checked:
+    """One valid submission, ready to store: its event, the bytes to publish and its content hash."""
+
+    index: int
+    source: str
+    event: AnyEvent
+    value: bytes
+    content_hash: str
+    topic: str
+    key: str
+
+    @property
+    def source_event_id(self) -> str:
+        return str(self.event.event_id)
+
+
+@dataclass(frozen=True)
+class Policy:
+    topic_prefix: str = ""
+    mail_domains: tuple[str, ...] = ()
+
+
+def check(index: int, data: Any, source: str | None, policy: Policy) -> Checked | Problem:
+    """Whether one submitted event (a JSON object, or the raw bytes of a Kafka record) from `source`
+    may be stored; the size is checked on the bytes that would be published."""
+    if source is None:
+        return Problem(index, "auth", (FieldError(field="(token)", message="unknown or missing token"),))
+    try:
+        if not isinstance(data, dict | str | bytes):
+            raise ContractError([FieldError(field="(event)", message="each event must be a JSON object")])
+        event = parse_event(data)
+        value = encode_event(event)
+    except ContractError as exc:
+        return Problem(index, "contract", tuple(exc.errors))
+    problem = publish_problem(event, source)
+    if problem is not None:
+        return Problem(index, "rights", (problem,))
+    problems = policy_problems(event, policy)
+    if problems:
+        return Problem(index, "policy", tuple(problems))
+    topic = policy.topic_prefix + topic_for(event.event_type).name
+    return Checked(index, source, event, value, content_hash(event), topic, message_key(event.key).decode())
 
 
 def publish_problem(event: AnyEvent, source: str) -> FieldError | None:
@@ -62,5 +110,32 @@ def publish_problem(event: AnyEvent, source: str) -> FieldError | None:
     return None
 
 
-def _not_an_object() -> AnyEvent:
-    raise ContractError([FieldError(field="(event)", message="each event must be a JSON object")])
+def mail_domain_allowed(address: str, domains: Sequence[str]) -> bool:
+    """The address's domain is one of `domains` or a subdomain of one."""
+    domain = address.rpartition("@")[2].lower()
+    return any(domain == d or domain.endswith("." + d) for d in domains)
+
+
+def policy_problems(event: AnyEvent, policy: Policy) -> list[FieldError]:
+    """Contacts receive staff mail: only addresses in the configured domains are taken."""
+    if not isinstance(event.payload, ProgramRegistered):
+        return []
+    allowed = ", ".join(policy.mail_domains) or "(none configured)"
+    return [
+        FieldError(field=f"payload.contacts.{i}.email",
+                   message=f"e-mail domain not accepted; allowed: {allowed} (EXECWATCH_MAIL_DOMAINS)",
+                   input=contact.email)
+        for i, contact in enumerate(event.payload.contacts)
+        if contact.email and not mail_domain_allowed(contact.email, policy.mail_domains)
+    ]
+
+
+def scoped_id(source: str, event_id: str) -> str:
+    """The id an event is published under when another system already published under its own id:
+    derived from (source, id), so a resend gets the same one."""
+    return str(deterministic_id("ingest.scoped", source, event_id))
+
+
+def conflict_message(source: str, event_id: str, stored_hash: str, submitted_hash: str) -> str:
+    return (f"event_id {event_id} from {source} was accepted before with other content: "
+            f"stored sha256:{stored_hash}, this one sha256:{submitted_hash}; send a new event_id for a new fact")

@@ -1,73 +1,81 @@
 """Ingest's Kafka side: department systems that speak Kafka publish to the inbound topic.
 
-Each record carries the envelope as its value and the source's token in the header
-`x-execwatch-token`. Valid, authenticated events go to the same outbox as the HTTP path;
-everything else is dead-lettered with the reason. Offsets are committed after the outbox commit.
+Each record carries the envelope as its value and the system's key (or configured token) in the
+header `x-execwatch-token`, resolved by access as on the HTTP door. Records go through the same
+use case as HTTP (`service.accept`), each on its own: what is valid is stored in the outbox,
+everything else is dead-lettered with the reason (stage auth — token and publishing rights —,
+contract, policy or conflict). Offsets are committed after the outbox commit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 
 from faststream import Context
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
 
-from contracts import AnyEvent
+from contracts import MAX_EVENT_BYTES
 from contracts.topics import INBOUND
-from services.common.auth import Access, Role, contact_problems
+from services.common.auth import Access, Identity
 from services.common.consumer import batch_subscriber, record_lag
 from services.common.db import OutboxRelay
-from services.common.messaging import Incoming, dead_letter, decode_batch, header, records_of
+from services.common.messaging import Incoming, dead_letter, header, records_of
 from services.common.runtime import Runtime
-from services.ingest import domain, store
-from services.ingest.metrics import ACCEPTED, REJECTED
+from services.ingest import service
+from services.ingest.domain import Problem
+from services.ingest.metrics import ACCEPTED, DUPLICATES, REJECTED
 
 TOKEN_HEADER = "x-execwatch-token"
 
 
-def register(rt: Runtime, relay: OutboxRelay) -> None:
+def reason(problem: Problem, note: str = "") -> str:
+    """The `x-error` header: a plain sentence for auth, rights and conflicts; the field errors as
+    JSON for contract and policy problems (as `execwatch deadletter list` shows them)."""
+    if problem.stage == "auth":
+        return problem.errors[0].message + note
+    if problem.stage in ("rights", "conflict"):
+        return "; ".join(f"{e.field}: {e.message}" for e in problem.errors) + note
+    errors = [{**e.model_dump(mode="json"), "message": e.message + note} for e in problem.errors]
+    return json.dumps(errors, ensure_ascii=False)
+
+
+def identities(access: Access, tokens: list[str | None]) -> list[Identity | None]:
+    """Who sent each record: its token resolved by access (once per distinct token in a batch)."""
+    known: dict[str, Identity | None] = {}
+    for token in {t for t in tokens if t}:
+        known[token] = access.resolve(token)
+    return [known[t] if t else None for t in tokens]
+
+
+def register(rt: Runtime, relay: OutboxRelay, access: Access) -> None:
     broker: KafkaBroker = rt.broker
     settings = rt.settings
-    access = Access.create(settings, "ingest")  # the same publisher check as the HTTP door
+    policy = service.policy_from(settings)
 
     @batch_subscriber(rt, [INBOUND.name], group_id="execwatch-ingest", title="ingest.inbound",
                       description="Envelopes from department systems; token in header x-execwatch-token")
     async def on_inbound(_: list[bytes], message: KafkaMessage = Context("message")) -> None:
-        good: list[AnyEvent] = []
         records = records_of(message.raw_message)
         record_lag("ingest", getattr(message, "consumer", None), records)
-        for item in decode_batch(records):
-            if item.event is None:
-                REJECTED.labels(path="kafka", reason="contract").inc()
-                await dead_letter(broker, settings, "ingest", item, "contract")
-                continue
-            reason, label = await asyncio.to_thread(_check, access, header(item.record, TOKEN_HEADER), item.event)
-            if not reason:
-                good.append(item.event)
-                continue
-            REJECTED.labels(path="kafka", reason=label).inc()
-            await dead_letter(broker, settings, "ingest", Incoming(item.record, None, reason, item.raw), "auth")
-        if good:
-            accepted, _duplicates = await asyncio.to_thread(store.accept_committed, rt.db, good, settings.topic_prefix)
-            ACCEPTED.labels(path="kafka").inc(len(accepted))
+        raws = [r.value if isinstance(r.value, bytes) else bytes(r.value or b"") for r in records]
+        who = await asyncio.to_thread(identities, access, [header(rec, TOKEN_HEADER) for rec in records])
+        submissions = [service.Submission(raw, w) for raw, w in zip(raws, who, strict=True)]
+        outcome = await asyncio.to_thread(service.accept, rt.db, submissions, policy, access, all_or_nothing=False)
+        if outcome.accepted:
+            ACCEPTED.labels(path="kafka").inc(len(outcome.accepted))
             relay.wake()
-
-
-
-def _check(access: Access, token: str | None, event: AnyEvent) -> tuple[str | None, str]:
-    """Why this record may not be accepted (reason, metric label), or (None, "") when it may."""
-    who = access.resolve(token) if token else None
-    if who is None or who.role not in (Role.system, Role.operator):
-        return "unknown or missing token", "auth"
-    problem = domain.publish_problem(event, who.name)
-    if problem is not None:
-        return f"{problem.field}: {problem.message}", "rights"
-    contacts = contact_problems([event], access.settings.mail_domains)
-    if contacts:
-        return f"{contacts[0][1]}: {contacts[0][2]}", "contract"
-    forbidden = access.publish_problems(who, [event])
-    if forbidden:
-        return f"key: {forbidden[0][1]}", "rights"
-    access.claim(who, [event])
-    return None, ""
+        DUPLICATES.labels(path="kafka").inc(len(outcome.duplicates))
+        # After the outbox commit: a failure here redelivers the batch, whose stored events are
+        # then duplicates, and the dead letters are sent again (at least once).
+        problems = [*outcome.rejected, *outcome.forbidden, *(c.as_problem() for c in outcome.conflicts)]
+        for problem in sorted(problems, key=lambda p: p.index):
+            rec, raw = records[problem.index], raws[problem.index]
+            note = ""
+            if len(raw) > MAX_EVENT_BYTES:  # the dead letter must itself be publishable
+                raw, note = raw[:MAX_EVENT_BYTES], f" (dead letter holds its first {MAX_EVENT_BYTES:,} bytes)"
+            why = reason(problem, note)
+            REJECTED.labels(path="kafka", reason=problem.stage).inc()
+            stage = "auth" if problem.stage == "rights" else problem.stage
+            await dead_letter(broker, settings, "ingest", Incoming(rec, None, why, raw), stage)

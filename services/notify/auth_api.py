@@ -138,6 +138,8 @@ def router(rt: Runtime) -> APIRouter:
     api = APIRouter(prefix="/v1", tags=["access"])
     settings = rt.settings
     base = settings.notify_public_url.rstrip("/") if settings.notify_public_url else None
+    # The staff web's confirmation page, which exchanges the token here server-side; else our own.
+    login_page = settings.auth_login_url.rstrip("/") if settings.auth_login_url else None
 
     @api.post("/auth/login-link", status_code=202)
     async def login_link(request: Request, who: Public, body: LoginLinkIn) -> dict[str, str]:
@@ -149,7 +151,8 @@ def router(rt: Runtime) -> APIRouter:
         person = await asyncio.to_thread(staff_by_address, rt, body.email)
         if person is not None:
             token = login_link_token(access.secret, person, settings.auth_login_ttl_s, access.clock())
-            link = f"{base or str(request.base_url).rstrip('/')}/v1/auth/callback?token={token}"
+            page = login_page or f"{base or str(request.base_url).rstrip('/')}/v1/auth/callback"
+            link = f"{page}?token={token}"
             await asyncio.to_thread(send_link, rt, person, link, settings.auth_login_ttl_s // 60)
             await access.audit(request, person, "auth.login_link", person.email or "")
         return {"status": "등록된 주소라면 로그인 링크를 보냈습니다 (if the address is known, a link was sent)"}

@@ -25,10 +25,18 @@ from fastapi.templating import Jinja2Templates
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 
 from services.common.logging import configure_logging, get_logger
+from services.common.runtime import refuse
 from services.common.settings import Settings, get_settings
-from services.web import domain, pages
-from services.web.clients import Clients, UpstreamError
-from services.web.session import Identity, SignInRequired, codec_from_settings, optional_identity
+from services.web import domain, pages, signin
+from services.web.clients import Upstream, UpstreamError
+from services.web.session import (
+    Identity,
+    SignInRequired,
+    codec_from_settings,
+    end,
+    optional_identity,
+    startup_problems,
+)
 
 HERE = Path(__file__).resolve().parent
 log = get_logger(__name__)
@@ -58,11 +66,11 @@ def build(settings: Settings, *, transports: dict[str, httpx.AsyncBaseTransport]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.clients = Clients.from_settings(settings, transports)
+        app.state.upstream = Upstream.from_settings(settings, transports)
         try:
             yield
         finally:
-            await app.state.clients.aclose()
+            await app.state.upstream.aclose()
 
     app = FastAPI(title="execwatch web", lifespan=lifespan, version="1.0.0", docs_url=None, redoc_url=None)
     app.state.settings = settings
@@ -71,6 +79,7 @@ def build(settings: Settings, *, transports: dict[str, httpx.AsyncBaseTransport]
     app.state.tz = tz
     app.state.clock = date.fromisoformat(settings.clock) if settings.clock else None
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.include_router(signin.router)
     app.include_router(pages.router)
 
     @app.middleware("http")
@@ -85,14 +94,29 @@ def build(settings: Settings, *, transports: dict[str, httpx.AsyncBaseTransport]
         identity: Identity | None = optional_identity(request)
         return pages.render(request, "error.html.j2", identity, status_code=status, status=status, message=message)
 
-    @app.exception_handler(SignInRequired)
-    async def sign_in_first(request: Request, _: SignInRequired) -> RedirectResponse:
+    def to_sign_in(request: Request) -> RedirectResponse:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        if request.method != "GET":
+            target = "/today"
         return RedirectResponse("/signin?" + urlencode({"next": target}), status_code=303)
 
+    @app.exception_handler(SignInRequired)
+    async def sign_in_first(request: Request, _: SignInRequired) -> RedirectResponse:
+        return to_sign_in(request)
+
     @app.exception_handler(UpstreamError)
-    async def upstream(request: Request, exc: UpstreamError) -> HTMLResponse:
-        log.warning("read API failed", service=exc.service, status=exc.status, detail=exc.detail[:200])
+    async def upstream(request: Request, exc: UpstreamError) -> Response:
+        if exc.status == 401:  # the person's session expired or their key was revoked
+            response = to_sign_in(request)
+            end(response)
+            return response
+        if exc.status == 403:  # the API's rule, whatever the page offered
+            return error_page(request, 403, f"이 작업을 할 권한이 없습니다 ({exc.service}: {exc.detail})")
+        if exc.status == 429:
+            return error_page(request, 429, "요청이 너무 많습니다. 잠시 뒤 다시 시도하세요.")
+        if exc.status == 404:
+            return error_page(request, 404, "찾는 항목이 없습니다.")
+        log.warning("API failed", service=exc.service, status=exc.status, detail=exc.detail[:200])
         return error_page(request, 502, f"{exc.service} 서비스가 응답하지 않았습니다. 잠시 뒤 다시 시도하세요.")
 
     @app.exception_handler(HTTPException)
@@ -113,5 +137,6 @@ def build(settings: Settings, *, transports: dict[str, httpx.AsyncBaseTransport]
 def main(settings: Settings | None = None) -> None:
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_json, service="web")
+    refuse("web", startup_problems(settings))  # the demo secret would let anyone forge a sign-in
     uvicorn.run(build(settings), host=settings.http_host, port=settings.web_port, log_level="warning",
                 access_log=False)

@@ -1,9 +1,10 @@
-"""Typed read clients for the budget, programs and notify APIs.
+"""Typed clients for the budget, programs and notify APIs, called as the signed-in person.
 
-The pages own no data: every figure comes from these calls. Models name only the fields the
-pages use, all with defaults, and ignore the rest, so an API that adds fields (scope, account,
-parts, …) or has not yet added them reads the same. Program ids may contain "/": they are
-quoted whole in paths.
+The pages own no data: every figure comes from these calls, each made with the person's own
+credential (`Authorization: Bearer …`), so the APIs apply their rules and record who acted.
+Models name only the fields the pages use, all with defaults, and ignore the rest, so an API that
+adds fields (scope, account, parts, …) or has not yet added them reads the same. Program ids may
+contain "/": they are quoted whole in paths.
 """
 
 from __future__ import annotations
@@ -302,32 +303,50 @@ class Delivery(Model):
 # ---------------------------------------------------------------- the clients
 
 
+class SignedIn(Model):
+    """What notify answers for a sign-in link's token: an access session."""
+
+    token: str
+    expires_at: datetime
+    identity: dict[str, Any]
+
+
 class _Client:
     service = "api"
 
-    def __init__(self, http: httpx.AsyncClient) -> None:
+    def __init__(self, http: httpx.AsyncClient, credential: str | None) -> None:
         self.http = http
+        self.headers = {"Authorization": f"Bearer {credential}"} if credential else {}
 
     async def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         clean = {k: v for k, v in (params or {}).items() if v is not None}
         try:
-            resp = await self.http.get(path, params=clean)
+            resp = await self.http.get(path, params=clean, headers=self.headers)
         except httpx.HTTPError as exc:
             raise UpstreamError(self.service, f"응답 없음 ({type(exc).__name__})") from exc
         if resp.status_code == 404:
             return None
         if resp.status_code >= 400:
-            raise UpstreamError(self.service, resp.text[:300], resp.status_code)
+            raise UpstreamError(self.service, _detail(resp), resp.status_code)
         return resp.json()
 
-    async def _send(self, method: str, path: str, body: dict[str, Any]) -> Any:
+    async def _send(self, method: str, path: str, body: dict[str, Any] | None) -> Any:
         try:
-            resp = await self.http.request(method, path, json=body)
+            resp = await self.http.request(method, path, json=body, headers=self.headers)
         except httpx.HTTPError as exc:
             raise UpstreamError(self.service, f"응답 없음 ({type(exc).__name__})") from exc
         if resp.status_code >= 400:
-            raise UpstreamError(self.service, resp.text[:300], resp.status_code)
+            raise UpstreamError(self.service, _detail(resp), resp.status_code)
         return resp.json()
+
+
+def _detail(resp: httpx.Response) -> str:
+    """The API's reason (`{"detail": …}`), else the start of its answer."""
+    try:
+        detail = resp.json().get("detail")
+    except (ValueError, AttributeError):
+        detail = None
+    return (detail if isinstance(detail, str) else resp.text)[:300]
 
 
 def _pid(program_id: str) -> str:
@@ -396,17 +415,17 @@ class NotifyClient(_Client):
         data = await self._get("/v1/alerts", {"status": status or ""})
         return [Alert.model_validate(i) for i in (data or {}).get("items", [])]
 
-    async def ack(self, fingerprint: str, by: str, comment: str | None) -> None:
-        await self._send("POST", f"/v1/alerts/{quote(fingerprint, safe='')}/ack", {"by": by, "comment": comment})
+    async def ack(self, fingerprint: str, comment: str | None) -> None:
+        """Notify records the caller (the person whose credential this is) as who acknowledged."""
+        await self._send("POST", f"/v1/alerts/{quote(fingerprint, safe='')}/ack", {"comment": comment})
 
     async def silences(self) -> list[Silence]:
         data = await self._get("/v1/silences")
         return [Silence.model_validate(i) for i in (data or {}).get("items", [])]
 
-    async def silence(self, matchers: list[dict[str, str]], ends_at: datetime, created_by: str,
-                      comment: str) -> Silence:
+    async def silence(self, matchers: list[dict[str, str]], ends_at: datetime, comment: str) -> Silence:
         data = await self._send("POST", "/v1/silences", {"matchers": matchers, "ends_at": ends_at.isoformat(),
-                                                         "created_by": created_by, "comment": comment})
+                                                         "comment": comment})
         return Silence.model_validate(data)
 
     async def expire_silence(self, silence_id: str) -> None:
@@ -417,29 +436,46 @@ class NotifyClient(_Client):
         return [Delivery.model_validate(i) for i in (data or {}).get("items", [])]
 
 
+    # --- sign-in (Access, served by notify) -------------------------------------------------------
+
+    async def login_link(self, email: str) -> None:
+        await self._send("POST", "/v1/auth/login-link", {"email": email})
+
+    async def exchange(self, token: str) -> SignedIn:
+        return SignedIn.model_validate(await self._send("POST", "/v1/auth/callback", {"token": token}))
+
+    async def me(self) -> dict[str, Any]:
+        data: dict[str, Any] = await self._send("GET", "/v1/auth/me", None)
+        return data
+
+
 class Clients:
-    """The three read clients the pages use; transports can be swapped (tests run in-process)."""
+    """The three API clients of one person (or of nobody, for signing in)."""
+
+    def __init__(self, http: tuple[httpx.AsyncClient, httpx.AsyncClient, httpx.AsyncClient],
+                 credential: str | None) -> None:
+        self.budget = BudgetClient(http[0], credential)
+        self.programs = ProgramsClient(http[1], credential)
+        self.notify = NotifyClient(http[2], credential)
+
+
+class Upstream:
+    """The connection pools to the three APIs, shared by every person; transports can be swapped
+    (tests run the services in-process)."""
 
     def __init__(self, budget: httpx.AsyncClient, programs: httpx.AsyncClient, notify: httpx.AsyncClient) -> None:
-        self.budget = BudgetClient(budget)
-        self.programs = ProgramsClient(programs)
-        self.notify = NotifyClient(notify)
         self._http = (budget, programs, notify)
 
     @classmethod
     def from_settings(cls, settings: Settings,
-                      transports: dict[str, httpx.AsyncBaseTransport] | None = None) -> Clients:
-        headers = {}
-        if settings.web_service_token is not None:
-            token = settings.web_service_token.get_secret_value()
-            headers[settings.web_service_header] = (f"Bearer {token}" if settings.web_service_header.lower()
-                                                    == "authorization" else token)
-        made = []
-        for service in ("budget", "programs", "notify"):
-            transport = (transports or {}).get(service)
-            made.append(httpx.AsyncClient(base_url=settings.web_upstream(service),
-                                          headers=headers, timeout=settings.web_timeout_s, transport=transport))
+                      transports: dict[str, httpx.AsyncBaseTransport] | None = None) -> Upstream:
+        made = [httpx.AsyncClient(base_url=settings.web_upstream(service), timeout=settings.web_timeout_s,
+                                  transport=(transports or {}).get(service))
+                for service in ("budget", "programs", "notify")]
         return cls(*made)
+
+    def as_person(self, credential: str | None) -> Clients:
+        return Clients(self._http, credential)
 
     async def aclose(self) -> None:
         for http in self._http:

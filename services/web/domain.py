@@ -243,20 +243,26 @@ STATE_LABELS = {"active": "처리 대기", "acknowledged": "확인됨", "suppres
 RULE_LABELS = RULE_TITLES
 
 
+def _addressed_to(identity: Identity, alert: Alert) -> bool:
+    if identity.email:
+        return any((r.receiver or "").lower() == identity.email.lower() for r in alert.recipients)
+    return any(r.name == identity.name for r in alert.recipients)
+
+
 def may_see(identity: Identity, alert: Alert) -> bool:
     """Operators and auditors see every alert; staff the alerts of their 과 or addressed to them."""
     if identity.sees_everything:
         return True
-    if identity.division and alert.division == identity.division:
+    if alert.division is not None and alert.division in identity.divisions:
         return True
-    return any(r.name == identity.name for r in alert.recipients)
+    return _addressed_to(identity, alert)
 
 
 def mine(identity: Identity, alert: Alert) -> bool:
     """오늘's list: a 팀장 or 과장 answers for the whole 과, a 담당 for what was sent to them."""
-    if identity.role in ("팀장", "과장") or identity.sees_everything:
+    if identity.answers_for_division or identity.sees_everything:
         return may_see(identity, alert)
-    return any(r.name == identity.name for r in alert.recipients)
+    return _addressed_to(identity, alert)
 
 
 def needs_action(alert: Alert) -> bool:
@@ -296,10 +302,13 @@ SILENCE_PERIODS: dict[str, timedelta] = {"1일": timedelta(days=1), "3일": time
 
 
 def silence_matchers(alert: Alert) -> list[dict[str, str]]:
-    """Silence exactly this alert's rule for its program (not the whole 과)."""
+    """Silence exactly this alert's rule for its program, within its 과 (notify lets staff silence
+    only what a `과 =` matcher confines to their own 과)."""
     out = [{"name": "program", "value": alert.labels.get("program") or alert.program_id or "", "op": "="}]
     if alert.rule:
         out.append({"name": "rule", "value": alert.rule, "op": "="})
+    if alert.labels.get("과"):
+        out.append({"name": "과", "value": alert.labels["과"], "op": "="})
     return [m for m in out if m["value"]]
 
 

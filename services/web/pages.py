@@ -1,9 +1,10 @@
-"""The staff pages: 오늘, 과/실 현황, 사업, 알림, 운영, and the demo sign-in.
+"""The staff pages: 오늘, 과/실 현황, 사업, 알림, 운영 (signing in: `signin`).
 
-Each page gathers what it shows from the read APIs (in parallel), shapes it with the pure
-rules of `domain` and renders a Jinja2 template. Forms post here and are passed on to notify
-(acknowledge, silence) with the signed-in person as the author, then redirect back
-(post/redirect/get), so everything works without JavaScript.
+Each page gathers what it shows from the APIs (in parallel) as the signed-in person, shapes it
+with the pure rules of `domain` and renders a Jinja2 template. Forms post here and are passed on
+to notify (acknowledge, silence) with the person's credential, so notify decides whether they
+may and records them as the author; then they redirect back (post/redirect/get), so everything
+works without JavaScript.
 """
 
 from __future__ import annotations
@@ -17,31 +18,15 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from services.common.auth import Role
 from services.web import domain, export
-from services.web.clients import Alert, BudgetProgram, Clients
-from services.web.session import (
-    COOKIE,
-    ROLE_LABELS,
-    ROLES,
-    CurrentIdentity,
-    Identity,
-    Role,
-    check_csrf,
-    csrf_token,
-    optional_identity,
-    require,
-)
+from services.web.clients import BudgetProgram, Clients
+from services.web.session import CurrentIdentity, Identity, check_csrf, csrf_token, person_clients, require
 
 router = APIRouter()
 
-
-def get_clients(request: Request) -> Clients:
-    clients: Clients = request.app.state.clients
-    return clients
-
-
-ClientsDep = Annotated[Clients, Depends(get_clients)]
-Operator = Annotated[Identity, require("operator")]
+ClientsDep = Annotated[Clients, Depends(person_clients)]
+Operator = Annotated[Identity, require(Role.operator)]
 
 
 def today(request: Request) -> date:
@@ -59,7 +44,7 @@ def render(request: Request, template: str, identity: Identity | None, status_co
     }, status_code=status_code)
 
 
-def _safe_next(value: str | None, default: str = "/today") -> str:
+def safe_next(value: str | None, default: str = "/today") -> str:
     """Only local paths: a sign-in or form must not redirect to another site."""
     if not value:
         return default
@@ -73,52 +58,9 @@ def program_url(program_id: str) -> str:
     return "/program/" + quote(program_id, safe="")
 
 
-# ---------------------------------------------------------------- sign-in (demo)
-
-
 @router.get("/", include_in_schema=False)
 async def home() -> RedirectResponse:
     return RedirectResponse("/today", status_code=303)
-
-
-@router.get("/signin", response_class=HTMLResponse)
-async def signin_page(request: Request, clients: ClientsDep, next: str | None = None, name: str = "",
-                      role: str = "팀장", division: str = "") -> HTMLResponse:
-    """The demo sign-in; `execwatch up --demo` prints a link that fills it in (name, role, 과)."""
-    if not request.app.state.settings.web_demo_sign_in:
-        raise HTTPException(404, "로그인은 메일로 받은 링크로 합니다")
-    divisions: list[str] = []
-    try:
-        summary = await clients.budget.summary(today(request).year, None)
-        divisions = [d.division for d in summary.divisions if d.division]
-    except Exception:  # the page still works with a typed 과 name
-        divisions = []
-    return render(request, "signin.html.j2", optional_identity(request), divisions=divisions,
-                  roles=[(r, ROLE_LABELS[r]) for r in ROLES], next=_safe_next(next),
-                  prefill={"name": name, "role": role, "division": division})
-
-
-@router.post("/signin")
-async def signin(request: Request, name: Annotated[str, Form(min_length=1, max_length=50)],
-                 role: Annotated[Role, Form()], division: Annotated[str, Form(max_length=100)] = "",
-                 next: Annotated[str, Form()] = "/today") -> RedirectResponse:
-    if not request.app.state.settings.web_demo_sign_in:
-        raise HTTPException(404, "로그인은 메일로 받은 링크로 합니다")
-    if role in ("담당", "팀장", "과장") and not division.strip():
-        raise HTTPException(422, "담당·팀장·과장은 과를 골라야 합니다")
-    identity = Identity(name=name.strip(), role=role, division=division.strip() or None)
-    resp = RedirectResponse(_safe_next(next), status_code=303)
-    codec = request.app.state.sessions
-    resp.set_cookie(COOKIE, codec.encode(identity), max_age=int(codec.max_age_s), httponly=True, samesite="lax",
-                    secure=request.url.scheme == "https")
-    return resp
-
-
-@router.post("/signout")
-async def signout() -> RedirectResponse:
-    resp = RedirectResponse("/signin", status_code=303)
-    resp.delete_cookie(COOKIE)
-    return resp
 
 
 # ---------------------------------------------------------------- 오늘
@@ -139,25 +81,14 @@ async def today_page(request: Request, identity: CurrentIdentity, clients: Clien
                   programs=behind[:20], programs_total=len(behind), periods=list(domain.SILENCE_PERIODS))
 
 
-async def _alert(clients: Clients, identity: Identity, fingerprint: str) -> Alert:
-    if not identity.can_act:
-        raise HTTPException(403, "감사 역할은 알림을 처리하지 않습니다")
-    for a in await clients.notify.alerts(None):
-        if a.fingerprint == fingerprint:
-            if not domain.may_see(identity, a):
-                raise HTTPException(403, "이 알림을 처리할 권한이 없습니다")
-            return a
-    raise HTTPException(404, "알림이 없습니다")
-
-
 @router.post("/alerts/{fingerprint}/ack")
 async def acknowledge(request: Request, fingerprint: str, identity: CurrentIdentity, clients: ClientsDep,
                       csrf: Annotated[str, Form()], comment: Annotated[str, Form(max_length=500)] = "",
                       next: Annotated[str, Form()] = "/today") -> RedirectResponse:
+    """Notify decides (staff: their own 과's alerts) and records the person whose credential this is."""
     check_csrf(request, csrf)
-    await _alert(clients, identity, fingerprint)
-    await clients.notify.ack(fingerprint, identity.label, comment.strip() or None)
-    return RedirectResponse(_safe_next(next) + "#done", status_code=303)
+    await clients.notify.ack(fingerprint, comment.strip() or None)
+    return RedirectResponse(safe_next(next) + "#done", status_code=303)
 
 
 @router.post("/alerts/{fingerprint}/silence")
@@ -168,10 +99,12 @@ async def silence(request: Request, fingerprint: str, identity: CurrentIdentity,
     check_csrf(request, csrf)
     if period not in domain.SILENCE_PERIODS:
         raise HTTPException(422, "기간을 고르세요")
-    alert = await _alert(clients, identity, fingerprint)
+    found = [a for a in await clients.notify.alerts(None) if a.fingerprint == fingerprint]
+    if not found:
+        raise HTTPException(404, "알림이 없습니다")
     ends = datetime.now(UTC) + domain.SILENCE_PERIODS[period]
-    await clients.notify.silence(domain.silence_matchers(alert), ends, identity.label, reason.strip())
-    return RedirectResponse(_safe_next(next) + "#done", status_code=303)
+    await clients.notify.silence(domain.silence_matchers(found[0]), ends, reason.strip())
+    return RedirectResponse(safe_next(next) + "#done", status_code=303)
 
 
 # ---------------------------------------------------------------- 과/실 현황

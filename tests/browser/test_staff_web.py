@@ -2,8 +2,9 @@
 the seed reports imported into in-process budget, programs and notify services, plus one later
 report that moves a milestone of 서울형 R&D 지원.
 
-One journey (sign in → 오늘 → acknowledge → the program's chart and moved milestone → 과 현황 on
-2025-01-31 → the xlsx read back) and one accessibility sweep (axe-core on every page). Screenshots
+One journey (sign in by the mailed link → 오늘 → acknowledge, recorded by notify as the signed-in
+person → the program's chart and moved milestone → 과 현황 on 2025-01-31 → the xlsx read back) and
+one accessibility sweep (axe-core on every page, signed in with an operator's API key). Screenshots
 of each page go to var/screenshots/.
 """
 
@@ -21,10 +22,10 @@ from urllib.parse import quote
 import pytest
 import uvicorn
 
-from services.common.embedded import free_port
+from services.common.embedded import MailSink, free_port
 from services.web.domain import amount
 from tests.factories import envelope
-from tests.web.stack import Stack, demo_stack
+from tests.web.stack import Stack, demo_stack, mailed_link
 
 playwright_api = pytest.importorskip("playwright.async_api")
 
@@ -57,39 +58,61 @@ class Site:
     stack: Stack
     base: str
     browser: Any
+    sink: MailSink
 
 
 @pytest.fixture(scope="module")
 async def site(tmp_path_factory: pytest.TempPathFactory, seeds: Path) -> AsyncIterator[Site]:
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-    async with demo_stack(tmp_path_factory.mktemp("web"), seeds, extra=[MOVE]) as stack:
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(stack.web, host="127.0.0.1", port=port, log_level="warning",
-                                               lifespan="off"))
-        task = asyncio.create_task(server.serve())
-        while not server.started:
-            await asyncio.sleep(0.05)
-        async with playwright_api.async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            try:
-                yield Site(stack, f"http://127.0.0.1:{port}", browser)
-            finally:
-                await browser.close()
-                server.should_exit = True
-                await task
+    port = free_port()
+    sink = MailSink().start()
+    try:
+        async with demo_stack(tmp_path_factory.mktemp("web"), seeds, extra=[MOVE], smtp_port=sink.port,
+                              web_url=f"http://127.0.0.1:{port}") as stack:
+            server = uvicorn.Server(uvicorn.Config(stack.web, host="127.0.0.1", port=port, log_level="warning",
+                                                   lifespan="off"))
+            task = asyncio.create_task(server.serve())
+            while not server.started:
+                await asyncio.sleep(0.05)
+            async with playwright_api.async_playwright() as pw:
+                browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+                try:
+                    yield Site(stack, f"http://127.0.0.1:{port}", browser, sink)
+                finally:
+                    await browser.close()
+                    server.should_exit = True
+                    await task
+    finally:
+        sink.stop()
 
 
-async def sign_in(site: Site, name: str, role: str, division: str = "") -> Any:
+async def new_page(site: Site) -> Any:
     context = await site.browser.new_context(locale="ko-KR", accept_downloads=True,
                                              viewport={"width": 1280, "height": 900})
     page = await context.new_page()
     await page.goto(site.base + "/today")
-    assert "/signin" in page.url  # not signed in: sent to sign in, and back afterwards
-    await page.fill("#name", name)
-    await page.select_option("#role", role)
-    if division:
-        await page.select_option("#division", division)
+    assert "/signin" in page.url  # not signed in: sent to sign in
+    return page
+
+
+async def open_mailed_link(site: Site, name: str, division: str, page: Any | None = None) -> Any:
+    """Ask for a sign-in link as this person and open it from the mail: the confirmation page."""
+    page = page or await new_page(site)
+    await page.fill("#email", await site.stack.address_of(name, division))
+    before = len(site.sink.messages)
+    await page.click("button:has-text('로그인 링크 받기')")
+    await page.locator("p[role='status']").wait_for()
+    await page.goto(await mailed_link(site.sink, before))
+    return page
+
+
+async def sign_in_with_key(site: Site, role: str, name: str) -> Any:
+    _, key = site.stack.services["notify"].state.access.store.create(name=name, role=role)
+    page = await new_page(site)
+    await page.fill("#key", key)
+    await page.click("button:has-text('키로 로그인')")
+    await page.wait_for_url("**/today")
     return page
 
 
@@ -110,10 +133,13 @@ async def subtotal_row(page: Any, division: str) -> dict[str, str]:
 
 async def test_journey_sign_in_acknowledge_program_division_xlsx(site: Site, tmp_path: Path) -> None:
     openpyxl = pytest.importorskip("openpyxl")
-    page = await sign_in(site, "박지은", "팀장", "경제정책과")
+    page = await new_page(site)
     await shot(page, "01-signin")
-    await page.click("button:has-text('로그인')")
+    await open_mailed_link(site, "박지은", "경제정책과", page)
+    await shot(page, "01-signin-link")
+    await page.click("form[action='/auth/callback'] button")
     await page.wait_for_url("**/today")
+    assert "경제정책과 팀장 박지은" in await page.locator("form.who").inner_text()
 
     # 오늘: the 과's active alerts, with this program's among them
     alert = page.locator("li.alert", has_text=TITLE).first
@@ -127,9 +153,10 @@ async def test_journey_sign_in_acknowledge_program_division_xlsx(site: Site, tmp
     await page.wait_for_url("**/today#done")
     assert await page.locator(f"#alert-{fingerprint}").count() == 0  # no longer waiting for action
 
-    # notify recorded who acknowledged; the 알림 page shows it
+    # notify recorded who acknowledged: the person whose session the web sent; the 알림 page shows it
     acked = {a["fingerprint"]: a for a in (await site.stack.notify.get("/v1/alerts")).json()["items"]}
-    assert acked[fingerprint]["acked_by"] == "경제정책과 팀장 박지은"
+    address = await site.stack.address_of("박지은", "경제정책과")
+    assert acked[fingerprint]["acked_by"] == f"팀장 박지은 <{address}>"
     await page.goto(site.base + "/alerts?acked=yes")
     row = page.locator(f"#alert-{fingerprint}")
     assert "박지은" in await row.inner_text()
@@ -189,8 +216,7 @@ async def test_journey_sign_in_acknowledge_program_division_xlsx(site: Site, tmp
 
 
 async def test_division_page_prints_the_reports_subtotal_and_total(site: Site) -> None:
-    page = await sign_in(site, "이병철", "과장", "경제정책과")
-    await page.click("button:has-text('로그인')")
+    page = await sign_in_with_key(site, "auditor", "감사관")
     await page.goto(site.base + "/division?as_of=2025-01-31")
     shown = await subtotal_row(page, "경제정책과")
     total = cells(await page.locator("tr.total").locator("th, td").all_inner_texts())
@@ -204,13 +230,16 @@ async def test_every_page_passes_axe_without_serious_violations(site: Site) -> N
     from axe_playwright_python.async_playwright import Axe
 
     axe = Axe()
-    page = await sign_in(site, "운영자", "operator")
     found: dict[str, list[str]] = {}
-    result = await axe.run(page)
-    found["/signin"] = [f"{v['id']}: {v['help']}" for v in result.response["violations"]
-                        if v.get("impact") in ("serious", "critical")]
-    await page.click("button:has-text('로그인')")
-    await page.wait_for_url("**/today")
+    page = await new_page(site)
+    for name in ("/signin", "/auth/callback"):
+        if name == "/auth/callback":
+            await open_mailed_link(site, "박지은", "경제정책과", page)
+        result = await axe.run(page)
+        found[name] = [f"{v['id']}: {v['help']}" for v in result.response["violations"]
+                       if v.get("impact") in ("serious", "critical")]
+    await page.context.close()
+    page = await sign_in_with_key(site, "operator", "운영자")
     pages = {"today": "/today", "division": "/division?as_of=2025-01-31", "program": "/program/" + quote(PROGRAM),
              "alerts": "/alerts", "ops": "/ops"}
     for name, path in pages.items():

@@ -1,7 +1,7 @@
 """The demo path as a user runs it, checked against the source document.
 
-`execwatch up --demo` starts the embedded broker, the four services as their own processes, a
-SQLite file and an SMTP sink, and imports the seed reports through ingest. What staff then see
+`execwatch up --demo` starts the embedded broker, the four services and the staff web as their own
+processes, a SQLite file and an SMTP sink, and imports the seed reports through ingest. What staff then see
 through the APIs must equal the January business report (001, table 예산현황, "’25. 1. 31. 기준",
 백만원): the figures below are typed from that table, not computed by our code. The system is
 started once for the whole module (it is the heaviest test of the suite).
@@ -9,7 +9,9 @@ started once for the whole module (it is the heaviest test of the suite).
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,6 +19,8 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -69,7 +73,13 @@ class Demo:
         return f"http://127.0.0.1:{self.ports[service]}{path}"
 
     def get(self, service: str, path: str, **params: Any) -> httpx.Response:
-        return httpx.get(self.url(service, path), params=params, timeout=20)
+        """As the demo's operator (every API asks who is calling)."""
+        return httpx.get(self.url(service, path), params=params, timeout=20,
+                         headers={"Authorization": f"Bearer {self.key('operator')}"})
+
+    def key(self, label: str) -> str:
+        keys = json.loads((self.workdir / "demo-keys.json").read_text("utf-8"))
+        return str(keys[label]["key"])
 
     def output(self) -> str:
         return "".join(self.lines)
@@ -87,7 +97,7 @@ class Demo:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory, seeds: Path) -> Iterator[Demo]:
     workdir = tmp_path_factory.mktemp("demo")
-    ports = {svc: free_port() for svc in ("ingest", "budget", "programs", "notify")}
+    ports = {svc: free_port() for svc in ("ingest", "budget", "programs", "notify", "web")}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "EXECWATCH_", "DATABASE_URL"))}
     env.update({f"EXECWATCH_{svc.upper()}_PORT": str(p) for svc, p in ports.items()},
                EXECWATCH_SEEDS=str(seeds), EXECWATCH_CONSUMER_SESSION_TIMEOUT_MS="2000")
@@ -255,6 +265,22 @@ def test_alerts_state_the_report_figures_and_reach_someone(demo: Demo) -> None:
     assert not wrong, "\n".join(wrong)
 
 
+def test_the_demo_lead_signs_in_to_the_staff_web_and_reads_the_division_table(demo: Demo) -> None:
+    link = demo.url("web", "/signin?as=staff")
+    assert link in demo.output()  # printed by `execwatch up --demo`
+    with httpx.Client(base_url=demo.url("web", ""), timeout=30) as web:
+        page = web.get("/signin", params={"as": "staff"})
+        assert page.status_code == 200, page.text
+        form = re.search(r'action="/signin/demo".*?name="csrf" value="([0-9a-f]+)"', page.text, re.S)
+        assert form, page.text
+        r = web.post("/signin/demo", data={"person": "staff", "csrf": form.group(1)})
+        assert r.status_code == 303 and r.headers["location"] == "/today", r.text
+        table = web.get("/division", params={"as_of": AS_OF})
+    assert table.status_code == 200, table.text
+    assert "경제정책과 팀장 데모 팀장" in table.text  # signed in as the demo's 팀장, read as them
+    assert 'class="subtotal" data-division="경제정책과"' in table.text
+
+
 def test_mail_arrives_and_ctrl_c_stops_everything(demo: Demo) -> None:
     mail = demo.workdir / "mail"
     deadline = time.monotonic() + 120
@@ -265,6 +291,14 @@ def test_mail_arrives_and_ctrl_c_stops_everything(demo: Demo) -> None:
     assert messages, "no alert mail within 2 minutes of the import"
     first = messages[0].read_bytes()
     assert b"Subject:" in first and b"Date:" in first
+    # alert mails link to the program's page of the staff web
+    texts = []
+    for path in messages:
+        mail = message_from_bytes(path.read_bytes(), policy=policy.default)
+        assert isinstance(mail, EmailMessage)
+        part = mail.get_body(("plain",))
+        texts.append(part.get_content() if isinstance(part, EmailMessage) else "")
+    assert any(demo.url("web", "/program/") in t for t in texts), texts[0][:2000]
     demo.proc.send_signal(signal.SIGINT)
     demo.proc.wait(60)
     assert demo.proc.returncode == 0, demo.output()

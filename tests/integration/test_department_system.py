@@ -42,7 +42,8 @@ async def test_plain_kafka_client_round_trip(kafka, sqlite_url, make_settings):
                       headers=[("x-execwatch-token", f.TOKEN.encode())])
         producer.send(inbound, json.dumps(forged).encode(), key=b"P-FORGED",
                       headers=[("x-execwatch-token", b"guess")])
-        producer.send(inbound, b"\xff\xfe not an event", key=b"junk", headers=[])
+        # The token is checked first: junk from a known system is a contract problem.
+        producer.send(inbound, b"\xff\xfe not an event", key=b"junk", headers=[("x-execwatch-token", f.TOKEN.encode())])
         producer.flush()
         producer.close()
 

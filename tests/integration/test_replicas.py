@@ -197,6 +197,8 @@ def test_two_replicas_of_each_service_make_what_one_makes(kafka, pg_database, ma
         "EXECWATCH_NOTIFY_GROUP_WAIT_S": "0.5", "EXECWATCH_NOTIFY_GROUP_INTERVAL_S": "1",
         "EXECWATCH_NOTIFY_TICK_S": "0.3", "EXECWATCH_NOTIFY_ESCALATION_AFTER_S": "0",
         "EXECWATCH_NOTIFY_CLAIM_LEASE_S": "30",
+        # Not the demo: real secrets and no demo publishers, or the services refuse to start.
+        "EXECWATCH_AUTH_SECRET": "test-auth-secret-0123456789", "EXECWATCH_INGEST_SOURCES": "{}",
     })
     replicas = {svc: [Replica(svc, env, tmp_path, f"{svc}-{n}") for n in "ab"]
                 for svc in ("budget", "programs", "notify")}

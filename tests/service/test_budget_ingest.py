@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from services.ingest.app import build as build_ingest
-from services.ingest.domain import validate_batch
+from services.ingest.domain import Checked, Policy, check
 from tests import factories as f
 from tests.helpers import running
 
@@ -27,7 +27,8 @@ def line_payload(**changes: Any) -> dict[str, Any]:
     ("budget.line_set", line_payload(current=1_300_000), "payload", "예산현액 1,300,000원 ≠ 본예산"),
     ("budget.line_set", line_payload(original="1,000천원"), "payload.original", "valid integer"),
     ("budget.line_set", line_payload(unit="만원"), "payload.unit", "Extra inputs"),
-    ("budget.line_set", line_payload(original=1000.5), "payload.original", "fractional part"),
+    ("budget.line_set", line_payload(original=1000.5), "payload.original", "valid integer"),
+    ("budget.line_set", line_payload(original=True), "payload.original", "valid integer"),
     ("budget.execution_snapshot", {"program_id": "P-RND", "fiscal_year": 2025, "as_of": "2025-01-31",
                                    "committed": 10, "spent": -5}, "payload.spent", "greater than or equal to 0"),
     ("budget.amended", {"program_id": "P-RND", "fiscal_year": 2025, "amendment_id": "1차", "before": 100,
@@ -50,5 +51,5 @@ async def test_invalid_amounts_are_rejected_with_a_clear_error(make_settings, sq
 
 def test_consistent_budget_line_passes_the_same_check():
     good = f.envelope("budget.line_set", "P-RND", line_payload(current=1_200_000))
-    events, rejections = validate_batch([good], f.SOURCE)
-    assert rejections == [] and events[0].payload.current_budget == 1_200_000
+    checked = check(0, good, f.SOURCE, Policy())
+    assert isinstance(checked, Checked) and checked.event.payload.current_budget == 1_200_000

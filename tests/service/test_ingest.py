@@ -37,13 +37,13 @@ async def test_accepts_publishes_and_answers_duplicates(app):
         event = f.snapshot(spent=5, committed=7)
         resp = await client.post("/v1/events", headers=AUTH, json=event)
         assert resp.status_code == 202
-        assert resp.json() == {"accepted": 1, "duplicates": 0, "event_ids": [event["event_id"]]}
+        assert resp.json() == {"accepted": 1, "duplicates": 0, "event_ids": [event["event_id"]], "published_as": {}}
         await app.state.relay.flush()
         assert [p["event_id"] for p in published] == [event["event_id"]]
         assert published[0]["payload"]["spent"] == 5
 
         again = await client.post("/v1/events", headers=AUTH, json={"events": [event]})
-        assert again.json() == {"accepted": 0, "duplicates": 1, "event_ids": []}
+        assert again.json() == {"accepted": 0, "duplicates": 1, "event_ids": [], "published_as": {}}
         await app.state.relay.flush()
         assert len(published) == 1
 
@@ -150,7 +150,7 @@ async def test_database_down_answers_503_and_stores_nothing(app, monkeypatch):
         raise OperationalError("INSERT", {}, Exception("connection refused"))
 
     async with TestKafkaBroker(app.state.runtime.broker), running(app) as (client,):
-        monkeypatch.setattr(store, "accept", down)
+        monkeypatch.setattr(store, "versions", down)
         resp = await client.post("/v1/events", headers=AUTH, json=f.snapshot())
         assert resp.status_code == 503 and resp.headers["retry-after"] == "5"
         assert "nothing was stored" in resp.json()["error"]

@@ -18,13 +18,13 @@ from services.common.auth import (
     Identity,
     RateLimiter,
     Role,
-    contact_problems,
     session_token,
     sign,
     startup_problems,
     verify,
 )
 from services.common.settings import Settings
+from services.ingest.domain import Policy, policy_problems
 from tests import factories as f
 
 NOW = datetime(2025, 2, 3, 1, 0, tzinfo=UTC)
@@ -73,9 +73,11 @@ def test_contacts_only_in_the_configured_mail_domains():
     event = f.program()
     event["payload"]["contacts"][0]["email"] = "kim@econ.seoul.go.kr"
     event["payload"]["contacts"][1]["email"] = "park@seoul.go.kr.attacker.example"
-    problems = contact_problems([parse_event(event)], ["seoul.go.kr"])
-    assert problems == [(0, "payload.contacts.1.email",
-                         "'seoul.go.kr.attacker.example' is not an allowed mail domain (EXECWATCH_MAIL_DOMAINS)")]
+    domains = Settings(_env_file=None, mail_domains='["Seoul.go.kr"]').mail_domains  # type: ignore[arg-type]
+    problems = policy_problems(parse_event(event), Policy(mail_domains=tuple(domains)))
+    assert [(p.field, p.message, p.input) for p in problems] == [
+        ("payload.contacts.1.email", "e-mail domain not accepted; allowed: seoul.go.kr (EXECWATCH_MAIL_DOMAINS)",
+         "park@seoul.go.kr.attacker.example")]
 
 
 def test_publishing_rights():

@@ -9,6 +9,8 @@ from decimal import Decimal
 
 import openpyxl
 
+from services.common.auth import Role
+from services.common.settings import Settings
 from services.web import domain, export
 from services.web.clients import (
     Alert,
@@ -25,7 +27,7 @@ from services.web.clients import (
     SourceRef,
     WindowChange,
 )
-from services.web.session import Identity, SessionCodec
+from services.web.session import Identity, SessionCodec, startup_problems
 
 M = 1_000_000
 
@@ -140,19 +142,21 @@ def test_an_older_report_is_shown_beside_newer_sums() -> None:
 
 def _alert(fp: str, division: str, names: list[str], **kw: object) -> Alert:
     return Alert(fingerprint=fp, severity=kw.pop("severity", "warning"), labels={"과": division},  # type: ignore[arg-type]
-                 recipients=[Recipient(name=n) for n in names], program_id=f"{division}/x", rule="execution_slipped",
-                 **kw)
+                 recipients=[Recipient(name=n, receiver=f"{n}@staff.test") for n in names], program_id=f"{division}/x",
+                 rule="execution_slipped", **kw)
 
 
 def test_who_sees_and_answers_for_which_alert() -> None:
-    lead = Identity("박지은", "팀장", "경제정책과")
-    officer = Identity("김지영", "담당", "경제정책과")
-    auditor = Identity("감사", "auditor")
+    lead = Identity("박지은", Role.staff, ("경제정책과",), title="팀장")
+    officer = Identity("김지영", Role.staff, ("경제정책과",), title="담당", email="김지영@staff.test")
+    namesake = Identity("김지영", Role.staff, ("경제정책과",), title="담당", email="another@staff.test")
+    auditor = Identity("감사", Role.auditor)
     ours_to_officer = _alert("a", "경제정책과", ["김지영", "박지은"])
     ours_to_other = _alert("b", "경제정책과", ["이민수"])
     theirs = _alert("c", "일자리정책과", ["홍길동"])
     assert [domain.may_see(lead, a) for a in (ours_to_officer, ours_to_other, theirs)] == [True, True, False]
     assert [domain.mine(officer, a) for a in (ours_to_officer, ours_to_other, theirs)] == [True, False, False]
+    assert not domain.mine(namesake, ours_to_officer)  # by address when Access knows it, not by name
     assert [domain.mine(lead, a) for a in (ours_to_officer, ours_to_other, theirs)] == [True, True, False]
     assert all(domain.may_see(auditor, a) for a in (ours_to_officer, ours_to_other, theirs))
     acked = _alert("d", "경제정책과", [], acked_at=datetime(2025, 2, 1, tzinfo=UTC))
@@ -165,7 +169,8 @@ def test_who_sees_and_answers_for_which_alert() -> None:
     assert [a.fingerprint for a in (ours_to_officer, theirs, acked) if flt.admits(a)] == ["a"]
     assert domain.silence_matchers(ours_to_officer) == [
         {"name": "program", "value": "경제정책과/x", "op": "="},
-        {"name": "rule", "value": "execution_slipped", "op": "="}]
+        {"name": "rule", "value": "execution_slipped", "op": "="},
+        {"name": "과", "value": "경제정책과", "op": "="}]  # notify lets staff silence only inside their 과
 
 
 def test_chart_places_plan_at_month_ends_and_snapshots_on_their_days() -> None:
@@ -199,14 +204,39 @@ def test_moves_name_old_and_new_window_and_the_report() -> None:
 
 def test_session_cookie_rejects_tampering_and_expiry() -> None:
     codec = SessionCodec("secret", 3600)
-    who = Identity("박지은", "팀장", "경제정책과")
-    value = codec.encode(who, now=1000)
-    assert codec.decode(value, now=2000) == who
+    who = Identity("박지은", Role.staff, ("경제정책과",), email="a@staff.test", title="팀장")
+    session = codec.session(who, "ews_token", now=1000)
+    value = codec.encode(session)
+    assert codec.decode(value, now=2000) == session and session.expires_at == 1000 + 3600
     assert codec.decode(value, now=1000 + 3601) is None
     assert SessionCodec("other", 3600).decode(value, now=2000) is None
     data, _, sig = value.partition(".")
     assert codec.decode(data[:-2] + "xx." + sig, now=2000) is None
-    assert codec.csrf(value) != codec.csrf(codec.encode(who, now=1001))
+    assert codec.csrf(value) != codec.csrf(codec.encode(codec.session(who, "ews_token", now=1001)))
+    # never longer than the access session it carries
+    assert codec.session(who, "ews_token", expires_at=1600, now=1000).expires_at == 1600
+
+
+def test_access_identity_as_the_pages_name_it() -> None:
+    me = {"name": "박지은", "role": "staff", "divisions": ["경제정책과"], "office": "경제실", "email": "a@x",
+          "title": "팀장", "key_id": None, "via": "session"}
+    who = Identity.from_access(me)
+    assert who.label == "경제정책과 팀장 박지은" and who.answers_for_division and who.can_act
+    system = Identity.from_access({"name": "importer", "role": "system", "divisions": ["*"]})
+    assert system.divisions == () and not system.can_act
+    auditor = Identity.from_access({"name": "감사관", "role": "auditor"})
+    assert auditor.label == "감사 감사관" and auditor.sees_everything and not auditor.can_act
+
+
+def test_the_web_refuses_the_demo_secret_unless_it_is_the_demo() -> None:
+    def settings(**kw: object) -> Settings:
+        return Settings(_env_file=None, **kw)  # type: ignore[arg-type]
+
+    assert startup_problems(settings()) == [
+        "EXECWATCH_WEB_SESSION_SECRET is the demo secret or shorter than 16 characters"]
+    assert startup_problems(settings(web_session_secret="short")) != []
+    assert startup_problems(settings(demo=True)) == []
+    assert startup_problems(settings(web_session_secret="a-long-random-secret-for-real")) == []
 
 
 def test_xlsx_has_the_table_in_the_unit_with_numbers() -> None:
