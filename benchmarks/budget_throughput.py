@@ -1,13 +1,17 @@
-"""Budget throughput: how close the budget service comes to the raw consume rate of the broker.
-Real parts: the embedded tansu broker, the budget app in this process (its real lifespan: batch
-subscriber, SQLite or PostgreSQL, outbox relay), a plain aiokafka consumer for the baseline.
+"""Budget throughput: the budget service against a Quix Streams peer doing the same judging
+(benchmarks/quix_peer.py), and against the broker's raw consume rate, in the same run on the same
+data. Real parts: the embedded tansu broker, the budget app in this process (its real lifespan:
+batch subscriber, SQLite or PostgreSQL, outbox relay), the peer as its own process, a plain
+aiokafka consumer for the baseline.
 
     python benchmarks/budget_throughput.py --programs 2000 --days 10 [--db postgresql://127.0.0.1/test]
                                            [--latency-rate 200 --latency-seconds 10]
 
 (a) raw: N snapshots consumed by a plain aiokafka consumer (new group, from the start);
+(p) peer: the same N through the Quix Streams app (new group, from the start, RocksDB state with
+its changelog), timed from its first processed message to its last;
 (b) budget: the same N applied by the budget service (new group, from the start) until its inbox
-holds them all (= committed to the view); ratio b/a (target ≥ 40%).
+holds them all (= committed to the view); ratio b/p (target ≥ 50 %).
 (c) optional: snapshots published at a fixed rate while the service runs; publish → view latency
 per event = inbox processed_at (stamped in the batch's transaction) − send time; p50/p99 printed.
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import statistics
 import subprocess
@@ -26,13 +31,16 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import psycopg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
 from sqlmodel import col, func, select
 
 from contracts import dump_event, parse_event
+from contracts.topics import BUDGET
 from services.budget.app import build
 from services.budget.store import BudgetInbox
 from services.common.db import Database
@@ -185,6 +193,21 @@ def _count_ids(db: Database, ids: list[str]) -> int:
                           .where(col(BudgetInbox.event_id).in_(ids))).one())
 
 
+def run_peer(bootstrap: str, topic: str, expect: int) -> dict[str, Any]:
+    """The Quix Streams peer as its own process on the same topic (its alerts topic created up
+    front: tansu does not create topics on Quix's admin path)."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_topics([NewTopic(f"{topic}.peer-alerts", BUDGET.partitions, 1)])
+    finally:
+        admin.close()
+    out = subprocess.run([sys.executable, str(Path(__file__).with_name("quix_peer.py")), "--bootstrap", bootstrap,
+                          "--topic", topic, "--expect", str(expect), "--group", f"peer-{uuid.uuid4().hex[:6]}"],
+                         check=True, capture_output=True, text=True, timeout=1800)
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
 def fresh_pg(url: str) -> tuple[str, str]:
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(url, autocommit=True) as conn:
@@ -205,6 +228,7 @@ async def main() -> None:
     parser.add_argument("--db", help="PostgreSQL URL to measure as well as SQLite")
     parser.add_argument("--latency-rate", type=float, default=0, help="events/s for the latency run (0 = skip)")
     parser.add_argument("--latency-seconds", type=float, default=10)
+    parser.add_argument("--no-peer", action="store_true", help="skip the Quix Streams peer")
     parser.add_argument("--separate-process", action="store_true",
                         help="latency run with the budget service as its own process (as deployed)")
     args = parser.parse_args()
@@ -230,6 +254,11 @@ async def main() -> None:
         dec_s = await raw_consume(broker.bootstrap, topic, len(events), decode=True)
         print(f"(a') consume + contract decode: {len(events) / dec_s:8,.0f} events/s  ({dec_s:.2f}s)")
 
+        peer = run_peer(broker.bootstrap, topic, len(events)) if not args.no_peer else None
+        if peer:
+            print(f"(p) Quix Streams peer:         {peer['rate']:10,.0f} events/s  ({peer['seconds']:.2f}s, "
+                  f"{peer['alerts']:,} level changes)")
+
         pg = fresh_pg(args.db) if args.db else None
         targets = [("sqlite", f"sqlite:///{tmp}/budget.db")] + ([("postgresql", pg[0])] if pg else [])
         for name, url in targets:
@@ -239,7 +268,8 @@ async def main() -> None:
             db.dispose()
             svc_rate = len(events) / svc_s
             print(f"(b) budget service → {name:10s} {svc_rate:10,.0f} events/s  ({svc_s:.2f}s)  "
-                  f"ratio {svc_rate / raw_rate:.1%} of raw")
+                  f"{svc_rate / raw_rate:.1%} of raw"
+                  + (f", ratio to peer {svc_rate / peer['rate']:.0%}" if peer else ""))
         if pg and args.db:
             drop_pg(args.db, pg[1])
 
