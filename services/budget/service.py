@@ -127,7 +127,8 @@ class StateCache:
     keys another writer changed) instead of six bulk queries for everything it touches. Checked
     per batch against the view rows' stamps, which also covers a rebalance (a partition that
     comes back after another member wrote it is stale by its stamp) and several instances. Any
-    failed batch clears it: its in-memory changes were rolled back in the database."""
+    failed batch clears it: its in-memory changes were rolled back in the database. Milestones
+    are not kept: another member may record one for a program whose view row it never writes."""
 
     MAX_KEYS = 200_000
 
@@ -146,10 +147,16 @@ class StateCache:
 _caches: weakref.WeakKeyDictionary[Database, StateCache] = weakref.WeakKeyDictionary()
 
 
-def apply_batch(db: Database, cfg: Config, events: list[AnyEvent]) -> BatchResult:
+def cache_of(db: Database) -> StateCache:
+    """The state cache of a database's batches (one per Database, i.e. per service process)."""
     cache = _caches.get(db)
     if cache is None:
         cache = _caches[db] = StateCache()
+    return cache
+
+
+def apply_batch(db: Database, cfg: Config, events: list[AnyEvent]) -> BatchResult:
+    cache = cache_of(db)
     try:
         with db.unit_of_work() as session:
             result, keep = _apply(session, cfg, events, cache)
