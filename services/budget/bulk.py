@@ -116,3 +116,23 @@ def select_in(conn: sa.Connection, sql: str, values: Iterable[Any]) -> Iterator[
             rows: list[Row] = cur.fetchall()
             return rows
         yield from run(conn, statement, fetch)
+
+
+def select_in_table(conn: sa.Connection, table: sa.Table, columns: Sequence[str], column: str,
+                    values: Iterable[Any]) -> Iterator[Row]:
+    """The columns of the rows whose `column` is one of the values, converted as SQLAlchemy
+    would read them (dates from SQLite's text …)."""
+    dialect = conn.dialect
+    quote = dialect.identifier_preparer.quote
+    cols = [table.c[name] for name in columns]
+    sql = (f"SELECT {', '.join(quote(c.name) for c in cols)} FROM {quote(table.name)}"
+           f" WHERE {quote(column)} IN ({{}})")
+    processors = [(i, p) for i, c in enumerate(cols)
+                  if (p := c.type._cached_result_processor(dialect, None)) is not None]
+    for row in select_in(conn, sql, values):
+        if processors:
+            values_ = list(row)
+            for i, process in processors:
+                values_[i] = process(values_[i])
+            row = tuple(values_)
+        yield row

@@ -26,6 +26,7 @@ def month_day(text: str) -> tuple[int, int]:
     return month, day
 
 
+@lru_cache(maxsize=1024)
 def in_year(year: int, md: tuple[int, int]) -> date:
     month, day = md
     return date(year, month, min(day, calendar.monthrange(year, month)[1]))

@@ -53,7 +53,6 @@ from services.budget.store import (
     load_amendments,
     load_history,
     load_line_versions,
-    load_milestones,
     load_plan_rows,
     load_states,
     plan_of,
@@ -201,6 +200,7 @@ class _Batch:
     #: complete snapshot histories (since a date) the cache keeps, appended by every snapshot
     full_history: dict[Key, tuple[date, dict[date, tuple[int, int]]]] = field(default_factory=dict)
     rules: domain.RuleConfig = field(default_factory=domain.RuleConfig)
+    loaded: dict[Key, domain.ProgramBudget] = field(default_factory=dict)  # the state before the batch
 
     def budget(self, key: Key) -> domain.ProgramBudget:
         return self.state.get(key) or domain.ProgramBudget(program_id=key[0], fiscal_year=key[1])
@@ -366,14 +366,17 @@ def _apply(session: Session, cfg: Config, events: list[AnyEvent],
     amendments: dict[Key, dict[str, BudgetAmendment]] = {k: h.amendments for k, h in hits.items()}
     for (pid, fy, aid), a in (load_amendments(session, misses) if misses else {}).items():
         amendments.setdefault((pid, fy), {})[aid] = a
-    milestones = load_milestones(session, {k[0] for k in keys} | scheduled)  # always fresh: see StateCache
+    milestones: MilestoneRows = {}  # always read: see StateCache
+    for pid, mid, *point in bulk.select_in_table(conn, _MILESTONE, _MILESTONE_COLUMNS, "program_id",
+                                                 {k[0] for k in keys} | scheduled):
+        milestones.setdefault(pid, {})[mid] = domain.MilestonePoint(*point)
     by_program: dict[str, set[Key]] = {}
     for k in held_keys:
         by_program.setdefault(k[0], set()).add(k)
     batch = _Batch(session, cfg, result, utcnow(), counts, state, plans, plan_rows, {}, versions, amendments,
                    milestones, by_program,
                    known_milestones={(pid, mid) for pid, m in milestones.items() for mid in m},
-                   rules=cfg.rules)
+                   rules=cfg.rules, loaded=dict(state))
     _load_history(batch, fresh, hits)
 
     for event in fresh:
@@ -399,6 +402,7 @@ def _apply(session: Session, cfg: Config, events: list[AnyEvent],
 
 
 _MISSING = object()
+_MILESTONE_COLUMNS = ("program_id", "milestone_id", "title", "start", "end", "status", "needs_review")
 _SEEN_SQL = "SELECT event_id FROM budget_inbox WHERE event_id IN ({})"
 _STAMP_SQL = "SELECT program_id, fiscal_year, updated_at FROM budget_program WHERE program_id IN ({})"
 
@@ -453,6 +457,11 @@ def _on_its_date(batch: _Batch, key: Key, b: domain.ProgramBudget) -> domain.Pro
     versions = batch.versions.get(key)
     if b.as_of is None or not versions:
         return b
+    if len(versions) == 1 and not batch.amendments.get(key):
+        (only, _), = versions.values()  # one line, no 추경: the view's figures, once in effect
+        if only.since <= b.as_of and (b.original, b.carried_over, b.supplementary, b.effective_date) == (
+                only.original, only.carried_over, only.supplementary, only.effective_date):
+            return b
     line = domain.version_on([v for v, _ in versions.values()], b.as_of)
     if line is None:
         return b if b.original is None else replace(b, original=None)
@@ -467,7 +476,8 @@ def _on_its_date(batch: _Batch, key: Key, b: domain.ProgramBudget) -> domain.Pro
 def _evaluate(batch: _Batch, key: Key, b: domain.ProgramBudget, cause: str) -> domain.ProgramBudget:
     points = batch.history.get(key)
     history = [(d, spent) for d, (_, spent) in points.items()] if points else []
-    start = domain.funding_start(batch.milestones.get(key[0], {}).values(), key[1], batch.cfg.plan)
+    milestones = batch.milestones.get(key[0])
+    start = domain.funding_start(milestones.values(), key[1], batch.cfg.plan) if milestones else None
     judged = _on_its_date(batch, key, b)
     plan = batch.plans.get(key)
     verdict = domain.judge(judged, batch.rules, plan, history, start)
@@ -505,15 +515,22 @@ _MILESTONE = _table(BudgetMilestone)
 
 _VIEW_COLUMNS = ("program_id", "fiscal_year", *VIEW_FIELDS, "plan_rate", "gap", "projected_rate", "updated_at",
                  "snapshots")
+#: What snapshots and judgements change; a program whose line, 추경 and classification did not
+#: move in the batch is updated in these columns only (its indexed office/division untouched).
+_EXECUTION_COLUMNS = ("program_id", "fiscal_year", "committed", "spent", "as_of", "revision", "level", "over_level",
+                      "year_end_level", "plan_rate", "gap", "projected_rate", "updated_at", "snapshots")
+_LINE_FIELDS = ("title", "office", "division", "category", "original", "carried_over", "supplementary", "account",
+                "scope", "parent_program_id", "effective_date")
 _SNAPSHOT_COLUMNS = ("program_id", "fiscal_year", "as_of", "revision", "committed", "spent", "event_id")
 _INBOX_COLUMNS = ("event_id", "processed_at")
-_statements: dict[tuple[str, str], tuple[bulk.Statements, bulk.Statements, bulk.Statements]] = {}
+_statements: dict[tuple[str, str], tuple[bulk.Statements, ...]] = {}
 
 
-def _statements_for(dialect: sa.Dialect) -> tuple[bulk.Statements, bulk.Statements, bulk.Statements]:
+def _statements_for(dialect: sa.Dialect) -> tuple[bulk.Statements, ...]:
     key = (dialect.name, dialect.paramstyle)
     if key not in _statements:
         _statements[key] = (bulk.Statements(_PROGRAM, _VIEW_COLUMNS, dialect),
+                            bulk.Statements(_PROGRAM, _EXECUTION_COLUMNS, dialect),
                             bulk.Statements(_SNAPSHOT, _SNAPSHOT_COLUMNS, dialect),
                             bulk.Statements(_INBOX, _INBOX_COLUMNS, dialect))
     return _statements[key]
@@ -550,22 +567,31 @@ def _write(batch: _Batch, event_ids: list[str]) -> Any:
     the rare ones through Core. Returns the view rows' stamp as stored (see StateCache)."""
     session, result, now = batch.session, batch.result, batch.now
     updates: list[bulk.Row] = []
+    executions: list[bulk.Row] = []
     inserts: list[bulk.Row] = []
     for key in sorted(result.touched):
         b = batch.state[key]
         ev = batch.last.get(key)
-        row = (b.program_id, b.fiscal_year, b.title, b.office, b.division, b.category, b.original,
-               b.carried_over, b.supplementary, b.committed, b.spent, b.as_of, b.revision, b.level, b.over_level,
-               b.year_end_level, b.account, b.scope, b.parent_program_id, b.effective_date,
-               ev.plan if ev else None, ev.gap if ev else None, ev.projected if ev else None, now,
-               batch.held.get(key, 0) + batch.snapshot_counts[key])
-        # Unknown programs are kept: the view fills in when their budget line arrives.
-        (updates if key in batch.held else inserts).append(row)
+        plan, gap, projected = (ev.plan, ev.gap, ev.projected) if ev else (None, None, None)
+        count = batch.held.get(key, 0) + batch.snapshot_counts[key]
+        before = batch.loaded.get(key)
+        if before is not None and key in batch.held and all(
+                getattr(before, f) == getattr(b, f) for f in _LINE_FIELDS):
+            executions.append((b.program_id, b.fiscal_year, b.committed, b.spent, b.as_of, b.revision, b.level,
+                               b.over_level, b.year_end_level, plan, gap, projected, now, count))
+        else:
+            row = (b.program_id, b.fiscal_year, b.title, b.office, b.division, b.category, b.original,
+                   b.carried_over, b.supplementary, b.committed, b.spent, b.as_of, b.revision, b.level,
+                   b.over_level, b.year_end_level, b.account, b.scope, b.parent_program_id, b.effective_date,
+                   plan, gap, projected, now, count)
+            # Unknown programs are kept: the view fills in when their budget line arrives.
+            (updates if key in batch.held else inserts).append(row)
         if b.original is None:
             result.unknown_programs += 1
     session.flush()  # amendments and plans added as objects
     conn = session.connection()
-    view, snapshots, inbox = _statements_for(conn.dialect)
+    view, execution, snapshots, inbox = _statements_for(conn.dialect)
+    execution.update(conn, executions)
     view.update(conn, updates)
     view.insert(conn, inserts)
     _upsert(conn, _VERSION, _UPDATE_VERSION,
