@@ -39,6 +39,15 @@ class Statements:
         self.update_sql = (f"UPDATE {quote(table.name)} SET "
                            + ", ".join(f"{quote(columns[i])} = {ph}" for i in rest)
                            + " WHERE " + " AND ".join(f"{quote(name)} = {ph}" for name in pk))
+        # PostgreSQL: one UPDATE … FROM unnest(one array per column) per batch, instead of a
+        # statement per row (or a VALUES list whose thousands of placeholders psycopg parses).
+        ordered = [cols[i] for i in self.update_order]
+        self.update_from_sql = (
+            f"UPDATE {quote(table.name)} AS t SET "
+            + ", ".join(f"{quote(columns[i])} = v.{quote(columns[i])}" for i in rest)
+            + " FROM unnest(" + ", ".join(f"%s::{c.type.compile(dialect)}[]" for c in ordered) + ") AS v("
+            + ", ".join(quote(c.name) for c in ordered) + ") WHERE "
+            + " AND ".join(f"t.{quote(name)} = v.{quote(name)}" for name in pk))
         self.processors: list[tuple[int, Callable[[Any], Any], dict[Any, Any] | None]] = [
             (i, p, None if isinstance(c.type, sa.JSON) else {}) for i, c in enumerate(cols)
             if (p := c.type._cached_bind_processor(dialect)) is not None]
@@ -85,6 +94,10 @@ class Statements:
             return
         order = self.update_order
         bound = [tuple(r[i] for i in order) for r in self.bind(rows)]
+        if self.copy:
+            arrays = [list(column) for column in zip(*bound, strict=True)]
+            run(conn, self.update_from_sql, lambda cur: cur.execute(self.update_from_sql, arrays))
+            return
         run(conn, self.update_sql, lambda cur: cur.executemany(self.update_sql, bound))
 
 
