@@ -117,9 +117,19 @@ def run(conn: sa.Connection, sql: str, work: Callable[[Any], Any]) -> Any:
 
 
 def select_in(conn: sa.Connection, sql: str, values: Iterable[Any]) -> Iterator[Row]:
-    """Rows of `sql` (ending in `IN ({})`) for the values, in chunks."""
-    ph = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    """Rows of `sql` (ending in `IN ({})`) for the values, in chunks; on PostgreSQL as one
+    `= ANY(array)` parameter (psycopg parses every placeholder of a query on the client)."""
     unique = sorted(set(values))
+    if conn.dialect.name == "postgresql":
+        any_sql = sql.replace(" IN ({})", " = ANY(%s)")
+
+        def fetch_all(cur: Any) -> list[Row]:
+            cur.execute(any_sql, [unique])
+            rows: list[Row] = cur.fetchall()
+            return rows
+        yield from run(conn, any_sql, fetch_all)
+        return
+    ph = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     for start in range(0, len(unique), _CHUNK):
         chunk = unique[start:start + _CHUNK]
         statement = sql.format(", ".join([ph] * len(chunk)))
