@@ -10,6 +10,7 @@ SQLAlchemy's (IntegrityError, OperationalError …), which is what the consumer 
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -92,8 +93,8 @@ class Statements:
     def update(self, conn: sa.Connection, rows: list[Row]) -> None:
         if not rows:
             return
-        order = self.update_order
-        bound = [tuple(r[i] for i in order) for r in self.bind(rows)]
+        pick = operator.itemgetter(*self.update_order)
+        bound = [pick(r) for r in self.bind(rows)]
         if self.copy:
             arrays = [list(column) for column in zip(*bound, strict=True)]
             run(conn, self.update_from_sql, lambda cur: cur.execute(self.update_from_sql, arrays))
