@@ -444,9 +444,12 @@ def _load_history(batch: _Batch, events: list[AnyEvent], hits: dict[Key, _Held])
         else:
             load[key] = since
     if load:
+        # Everything from `since` on (not only up to the batch's dates): the cache then holds a
+        # program's complete history since that day, which a batch of only stale snapshots
+        # would otherwise cut short. The extra points are never an anchor here: a judged as-of
+        # is never older than a program's stored points.
         since = min(load.values())
-        until = max(max(needed[k]) for k in load)
-        histories = load_history(batch.session, load.keys(), since, until)
+        histories = load_history(batch.session, load.keys(), since, date.max)
         for key in load:
             points = histories.get(key, {})
             batch.history[key] = points
