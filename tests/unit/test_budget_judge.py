@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 from datetime import date, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 
@@ -85,3 +85,15 @@ def test_with_execution_is_replace_without_the_cached_rates() -> None:
     assert moved == ProgramBudget("P", 2025, original=1_000, committed=300, spent=250, as_of=date(2025, 4, 1),
                                   revision=1)
     assert (moved.rate, b.rate) == (Decimal("25.0"), Decimal("10.0"))
+
+
+def test_integer_rate_equals_the_decimal_quotient_quantized() -> None:
+    """rate_tenths replaces Decimal(spent) * 100 / budget quantized half-up to 0.1: the same
+    digits, ties and signs included, for amounts up to 10^13 원."""
+    rng = random.Random(14)
+    for _ in range(50_000):
+        budget = rng.choice([rng.randint(1, 10_000), rng.randint(1, 10**13)])
+        spent = rng.choice([rng.randint(0, 2 * budget), rng.randint(-budget, budget),
+                            (budget * rng.randint(0, 2000) + budget // 2) // 2000])
+        expected = (Decimal(spent) * 100 / budget).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+        assert str(execution_rate(spent, budget)) == str(expected), (spent, budget)
