@@ -1,13 +1,17 @@
-"""Budget throughput: how close the budget service comes to the raw consume rate of the broker.
-Real parts: the embedded tansu broker, the budget app in this process (its real lifespan: batch
-subscriber, SQLite or PostgreSQL, outbox relay), a plain aiokafka consumer for the baseline.
+"""Budget throughput: the budget service against a Quix Streams peer doing the same judging
+(benchmarks/quix_peer.py), and against the broker's raw consume rate, in the same run on the same
+data. Real parts: the embedded tansu broker, the budget app in this process (its real lifespan:
+batch subscriber, SQLite or PostgreSQL, outbox relay), the peer as its own process, a plain
+aiokafka consumer for the baseline.
 
     python benchmarks/budget_throughput.py --programs 2000 --days 10 [--db postgresql://127.0.0.1/test]
                                            [--latency-rate 200 --latency-seconds 10]
 
 (a) raw: N snapshots consumed by a plain aiokafka consumer (new group, from the start);
+(p) peer: the same N through the Quix Streams app (new group, from the start, RocksDB state with
+its changelog), timed from its first processed message to its last;
 (b) budget: the same N applied by the budget service (new group, from the start) until its inbox
-holds them all (= committed to the view); ratio b/a (target ≥ 40%).
+holds them all (= committed to the view); ratio b/p (target ≥ 50 %).
 (c) optional: snapshots published at a fixed rate while the service runs; publish → view latency
 per event = inbox processed_at (stamped in the batch's transaction) − send time; p50/p99 printed.
 """
@@ -17,7 +21,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -26,16 +32,19 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import psycopg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
 from sqlmodel import col, func, select
 
 from contracts import dump_event, parse_event
+from contracts.topics import BUDGET
 from services.budget.app import build
 from services.budget.store import BudgetInbox
-from services.common.db import Database
+from services.common.db import Database, upgrade
 from services.common.embedded import EmbeddedBroker, free_port, wait_for_port
 from services.common.messaging import ensure_topics
 from services.common.settings import Settings
@@ -125,8 +134,57 @@ async def budget_apply(settings: Settings, expect: int) -> tuple[float, Database
     return elapsed * expect / max(1, expect - first), db
 
 
+async def budget_apply_processes(settings: Settings, expect: int, processes: int,
+                                 profile: str | None = None) -> tuple[float, list[float]]:
+    """Like budget_apply, with the service as `processes` processes of one consumer group (the
+    topic's partitions spread over them: per-partition parallelism across cores). Returns the
+    seconds and each process's peak RSS in MB."""
+    upgrade(settings.database_url, "budget")  # once, before they start together
+    db = Database(settings.database_url_for("budget"))
+    async with contextlib.AsyncExitStack() as stack:
+        procs = await asyncio.gather(*(stack.enter_async_context(budget_process(settings))
+                                       for _ in range(processes)))
+        # py-spy attached to each service process (sampling profile, raw collapsed stacks)
+        spies = [subprocess.Popen(["py-spy", "record", "--pid", str(p.pid), "-r", "200", "-f", "raw", "-o",
+                                   f"{profile}/budget-{settings.database_url.split(':')[0]}-{p.pid}.txt"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                 for p in procs] if profile else []
+        started = None
+        while True:
+            n = await asyncio.to_thread(inbox_count, db)
+            if n and started is None:
+                started, first = time.monotonic(), n
+            if n >= expect:
+                break
+            await asyncio.sleep(0.05)
+        assert started is not None
+        elapsed = time.monotonic() - started
+        rss = [peak_rss_mb(p.pid) for p in procs]
+        for spy in spies:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(30)
+    db.dispose()
+    return elapsed * expect / max(1, expect - first), rss
+
+
+def peak_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
 @contextlib.asynccontextmanager
-async def budget_process(settings: Settings) -> AsyncIterator[None]:
+async def budget_process(settings: Settings) -> AsyncIterator[subprocess.Popen[bytes]]:
     """The budget service as its own process (`python -m services.budget`), as deployed: the
     producer in this process then does not compete with it for the interpreter."""
     port = free_port()
@@ -139,7 +197,7 @@ async def budget_process(settings: Settings) -> AsyncIterator[None]:
     proc = subprocess.Popen([sys.executable, "-m", "services.budget"], env=env)
     try:
         await asyncio.to_thread(wait_for_port, "127.0.0.1", port, 60)
-        yield
+        yield proc
     finally:
         proc.terminate()
         proc.wait(15)
@@ -186,6 +244,21 @@ def _count_ids(db: Database, ids: list[str]) -> int:
                           .where(col(BudgetInbox.event_id).in_(ids))).one())
 
 
+def run_peer(bootstrap: str, topic: str, expect: int) -> dict[str, Any]:
+    """The Quix Streams peer as its own process on the same topic (its alerts topic created up
+    front: tansu does not create topics on Quix's admin path)."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_topics([NewTopic(f"{topic}.peer-alerts", BUDGET.partitions, 1)])
+    finally:
+        admin.close()
+    out = subprocess.run([sys.executable, str(Path(__file__).with_name("quix_peer.py")), "--bootstrap", bootstrap,
+                          "--topic", topic, "--expect", str(expect), "--group", f"peer-{uuid.uuid4().hex[:6]}"],
+                         check=True, capture_output=True, text=True, timeout=1800)
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
 def fresh_pg(url: str) -> tuple[str, str]:
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(url, autocommit=True) as conn:
@@ -206,6 +279,10 @@ async def main() -> None:
     parser.add_argument("--db", help="PostgreSQL URL to measure as well as SQLite")
     parser.add_argument("--latency-rate", type=float, default=0, help="events/s for the latency run (0 = skip)")
     parser.add_argument("--latency-seconds", type=float, default=10)
+    parser.add_argument("--processes", type=lambda v: [int(n) for n in v.split(",")], default=[0],
+                        help="budget as N processes of one group, e.g. 1,2 (0 = in the benchmark's process)")
+    parser.add_argument("--profile", metavar="DIR", help="with --processes: py-spy profiles of the services here")
+    parser.add_argument("--no-peer", action="store_true", help="skip the Quix Streams peer")
     parser.add_argument("--separate-process", action="store_true",
                         help="latency run with the budget service as its own process (as deployed)")
     args = parser.parse_args()
@@ -231,18 +308,38 @@ async def main() -> None:
         dec_s = await raw_consume(broker.bootstrap, topic, len(events), decode=True)
         print(f"(a') consume + contract decode: {len(events) / dec_s:8,.0f} events/s  ({dec_s:.2f}s)")
 
+        peer = run_peer(broker.bootstrap, topic, len(events)) if not args.no_peer else None
+        if peer:
+            print(f"(p) Quix Streams peer:         {peer['rate']:10,.0f} events/s  ({peer['seconds']:.2f}s, "
+                  f"{peer['alerts']:,} level changes)")
+
         pg = fresh_pg(args.db) if args.db else None
+        pg_schemas: list[str] = []
         targets = [("sqlite", f"sqlite:///{tmp}/budget.db")] + ([("postgresql", pg[0])] if pg else [])
-        for name, url in targets:
+        runs = [(name, url, n) for name, url in targets for n in args.processes]
+        for name, url, processes in runs:
+            if processes and name == "sqlite":
+                url = f"sqlite:///{tmp}/budget-{processes}p.db"
+            elif processes and pg:
+                url, schema = fresh_pg(args.db or "")
+                pg_schemas.append(schema)
             settings = base.model_copy(update={"database_url": url,
                                                "budget_consumer_group": f"bench-{name}-{uuid.uuid4().hex[:6]}"})
-            svc_s, db = await budget_apply(settings, len(events))
-            db.dispose()
+            if processes:
+                svc_s, rss = await budget_apply_processes(settings, len(events), processes, args.profile)
+                where = f"{processes} process{'es' if processes > 1 else ''}, peak RSS " + "/".join(
+                    f"{r:.0f}" for r in rss) + " MB"
+            else:
+                svc_s, db = await budget_apply(settings, len(events))
+                db.dispose()
+                where = "in the benchmark's process"
             svc_rate = len(events) / svc_s
-            print(f"(b) budget service → {name:10s} {svc_rate:10,.0f} events/s  ({svc_s:.2f}s)  "
-                  f"ratio {svc_rate / raw_rate:.1%} of raw")
+            print(f"(b) budget → {name:10s} ({where}) {svc_rate:10,.0f} events/s  ({svc_s:.2f}s)  "
+                  f"{svc_rate / raw_rate:.1%} of raw"
+                  + (f", ratio to peer {svc_rate / peer['rate']:.0%}" if peer else ""))
         if pg and args.db:
-            drop_pg(args.db, pg[1])
+            for schema in [pg[1], *pg_schemas]:
+                drop_pg(args.db, schema)
 
         if args.latency_rate:
             url = f"sqlite:///{tmp}/latency.db"

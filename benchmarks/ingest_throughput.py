@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -63,6 +64,7 @@ def main() -> int:
     ap.add_argument("--events", type=int, default=20_000)
     ap.add_argument("--batch", type=int, default=500)
     ap.add_argument("--db", default=None, help="database URL (default: a fresh SQLite file)")
+    ap.add_argument("--profile", metavar="FILE", help="py-spy profile of the ingest process (raw collapsed stacks)")
     args = ap.parse_args()
 
     broker = EmbeddedBroker.start()
@@ -74,6 +76,9 @@ def main() -> int:
     service = subprocess.Popen([sys.executable, "-m", "services.ingest"], env=env)
     try:
         wait_for_port("127.0.0.1", port, 60)
+        spy = subprocess.Popen(["py-spy", "record", "--pid", str(service.pid), "-r", "200", "-f", "raw", "-o",
+                                args.profile], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) \
+            if args.profile else None
         events = [snapshot(i) for i in range(args.events)]
         bodies = [json.dumps(events[i:i + args.batch]).encode() for i in range(0, len(events), args.batch)]
         headers = {"Authorization": "Bearer demo-token", "Content-Type": "application/json"}
@@ -89,6 +94,9 @@ def main() -> int:
         print(f"accepted: {args.events / accepted_s:,.0f} events/s ({accepted_s:.2f} s)")
         print(f"published: {seen:,} on the topic, {seen / published_s:,.0f} events/s end to end ({published_s:.2f} s)")
         print(f"ingest peak RSS: {rss_mb(service.pid):.0f} MB")
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(30)
         return 0 if seen == args.events else 1
     finally:
         service.terminate()

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from functools import cached_property
-from typing import Literal
+from functools import cached_property, lru_cache
+from typing import Literal, NamedTuple
 
 Level = Literal["ok", "warning", "critical"]
 ONE_DP = Decimal("0.1")
@@ -26,6 +26,7 @@ def month_day(text: str) -> tuple[int, int]:
     return month, day
 
 
+@lru_cache(maxsize=1024)
 def in_year(year: int, md: tuple[int, int]) -> date:
     month, day = md
     return date(year, month, min(day, calendar.monthrange(year, month)[1]))
@@ -86,7 +87,34 @@ def execution_rate(spent: int, current_budget: int | None) -> Decimal | None:
     """집행률 = 지출액 / 예산현액, in % to 0.1 as the reports print it; None without a budget."""
     if not current_budget or current_budget <= 0:
         return None
-    return (Decimal(spent) * 100 / current_budget).quantize(ONE_DP, rounding=ROUND_HALF_UP)
+    return _tenths(rate_tenths(spent, current_budget), spent < 0)
+
+
+def rate_tenths(amount: int, base: int) -> int:
+    """amount / base in 0.1 % units, rounded half away from zero (ROUND_HALF_UP), in integers:
+    exact, and equal to the Decimal quotient quantized to 0.1 for any amount in 원 (Decimal's 28
+    digits only differ from the exact quotient beyond 10^-20, where no ratio of two amounts under
+    10^20 lies next to a rounding boundary). `base` > 0."""
+    n = amount * 1000
+    if n >= 0:
+        return (2 * n + base) // (2 * base)
+    return -((-2 * n + base) // (2 * base))
+
+
+_TENTHS: dict[int, Decimal] = {}
+
+
+def _tenths(value: int, negative: bool = False) -> Decimal:
+    """0.1 % units as the Decimal the reports print ("12.3"); "-0.0" like quantize for a tiny
+    negative. The common values are kept: this runs for every event."""
+    if value == 0 and negative:
+        return Decimal("-0.0")
+    d = _TENTHS.get(value)
+    if d is None:
+        d = Decimal(value).scaleb(-1)
+        if len(_TENTHS) < 100_000:
+            _TENTHS[value] = d
+    return d
 
 
 def _interpolate(day: date, points: Sequence[tuple[date, Decimal]]) -> Decimal:
@@ -122,6 +150,14 @@ def plan_points(fiscal_year: int, cfg: PlanConfig, monthly: Sequence[tuple[int, 
 
 def plan_rate(as_of: date, fiscal_year: int, cfg: PlanConfig,
               monthly: Sequence[tuple[int, Decimal]] | None = None, funding_start: date | None = None) -> Decimal:
+    """Planned cumulative 집행률 (%) on `as_of` (see `_plan_rate`); kept per curve and day, since
+    every event of every program asks for it and a year has 365 days."""
+    return _plan_rate(as_of, fiscal_year, cfg, tuple(monthly) if monthly else None, funding_start)
+
+
+@lru_cache(maxsize=65536)
+def _plan_rate(as_of: date, fiscal_year: int, cfg: PlanConfig,
+               monthly: tuple[tuple[int, Decimal], ...] | None, funding_start: date | None) -> Decimal:
     """Planned cumulative 집행률 (%) on `as_of`: the program's monthly plan (rate at each month's
     end) when it has one, else the default curve: 0 on 1 Jan (or on the first funding
     milestone), `midyear_rate` on 30 June, 100 on 31 December. Dates outside the fiscal year
@@ -146,6 +182,7 @@ def plan_basis(monthly: Sequence[tuple[int, Decimal]] | None) -> PlanBasis:
     return "monthly_plan" if monthly else "default_curve"
 
 
+@lru_cache(maxsize=4096)
 def basis_label(basis: PlanBasis, cfg: PlanConfig, funding_start: date | None = None) -> str:
     """The plan basis in the words of the alert and the page."""
     if basis == "monthly_plan":
@@ -531,6 +568,66 @@ def evaluate(b: ProgramBudget, cfg: RuleConfig, monthly: Sequence[tuple[int, Dec
         b = replace(b, year_end_level=risk)
         changes.append(RuleChange("year_end_risk", change, risk, year_end_summary(b, projected, change)))
     return Evaluation(b, slip.plan, slip.gap, projected, changes, slip)
+
+
+class Judgement(NamedTuple):
+    """What `evaluate` decides about a program, without the alert texts: its three levels and
+    the plan, gap and projection the view stores."""
+
+    level: Level
+    over_level: Level
+    year_end_level: Level
+    plan: Decimal | None
+    gap: Decimal | None
+    projected: Decimal | None
+
+
+def judge(b: ProgramBudget, cfg: RuleConfig, monthly: Sequence[tuple[int, Decimal]] | None = None,
+          history: Sequence[tuple[date, int]] = (), funding_start: date | None = None) -> Judgement:
+    """The same decisions as `evaluate` (the tests hold them equal), by the shortest path: no
+    intermediate objects and no texts, since it runs after every event. The service calls
+    `evaluate` only when a level changes, for the alert."""
+    level = b.level
+    plan = gap = None
+    current = b.current_budget
+    rate = b.rate
+    slip_cfg, plan_cfg = cfg.slip, cfg.plan
+    judged = b.of_record and not plan_cfg.excludes(b.category, b.title)
+    if b.as_of is not None and rate is not None:
+        if not judged:
+            level = "ok"
+        else:
+            start = None if monthly else funding_start
+            plan = plan_rate(b.as_of, b.fiscal_year, plan_cfg, monthly, start)
+            gap = plan - rate
+            level = slip_level(rate, plan, current, slip_cfg)
+            if level != "ok" and not monthly:
+                if b.as_of < in_year(b.fiscal_year, slip_cfg.default_from):
+                    level = "ok"
+                else:
+                    planned = int((plan * (current or 0) / 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+                    if planned - b.spent <= slip_cfg.default_min_gap_amount:
+                        level = "ok"
+    over: Level = "ok"
+    if current is not None and b.as_of is not None and b.of_record and (
+            b.spent > current or (b.committed or 0) > current):
+        over = "critical"
+    projected = projected_year_end(b, history, cfg.year_end)
+    risk = year_end_level(b, projected, plan_cfg, slip_cfg, cfg.year_end)
+    return Judgement(level, over, risk, plan, gap, projected)
+
+
+def with_execution(b: ProgramBudget, committed: int | None, spent: int, as_of: date, revision: int) -> ProgramBudget:
+    """`replace(b, committed=…, spent=…, as_of=…, revision=…)` for the hot path (one call per
+    snapshot): a copy of the instance's fields without running the frozen dataclass's __init__
+    (twenty checked assignments), and without the rates cached on `b`."""
+    new = object.__new__(ProgramBudget)
+    fields = dict(b.__dict__)
+    fields.pop("rate", None)
+    fields.pop("commit_rate", None)
+    fields.update(committed=committed, spent=spent, as_of=as_of, revision=revision)
+    object.__setattr__(new, "__dict__", fields)
+    return new
 
 
 FigureValue = int | Decimal | str | None

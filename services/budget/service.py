@@ -16,6 +16,7 @@ against the budget in effect on that date.
 
 from __future__ import annotations
 
+import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -36,8 +37,9 @@ from contracts import (
     MilestoneSetEvent,
 )
 from contracts.alerts import Alert, fingerprint
-from services.budget import domain
+from services.budget import bulk, domain
 from services.budget.store import (
+    VIEW_FIELDS,
     BudgetAlert,
     BudgetAmendment,
     BudgetDivisionSnapshot,
@@ -54,15 +56,13 @@ from services.budget.store import (
     load_amendments,
     load_history,
     load_line_versions,
-    load_milestones,
     load_plan_rows,
     load_states,
     plan_of,
     version_of,
-    view_values,
 )
 from services.common.alerting import alert_values
-from services.common.db import Database, seen_event_ids, utcnow
+from services.common.db import Database, utcnow
 from services.common.settings import Settings
 
 Key = tuple[str, int]
@@ -109,14 +109,74 @@ class Config:
         )
 
 
+@dataclass
+class _Held:
+    """What a batch learnt about one program, kept for the next batches: valid while the view
+    row's `updated_at` is the one this process wrote (another writer changes it)."""
+
+    stamp: Any
+    state: domain.ProgramBudget
+    snapshots: int
+    versions: Versions
+    amendments: dict[str, BudgetAmendment]  # read only: a key with an amendment event is reloaded
+    plan: list[tuple[int, Decimal]] | None
+    history: dict[date, tuple[int, int]] | None  # every snapshot point since history_since
+    history_since: date | None
+
+
+class StateCache:
+    """Program state between batches, so a batch loads only what it has not seen (cold keys, or
+    keys another writer changed) instead of six bulk queries for everything it touches. Checked
+    per batch against the view rows' stamps, which also covers a rebalance (a partition that
+    comes back after another member wrote it is stale by its stamp) and several instances. Any
+    failed batch clears it: its in-memory changes were rolled back in the database. Milestones
+    are not kept: another member may record one for a program whose view row it never writes."""
+
+    MAX_KEYS = 200_000
+
+    def __init__(self) -> None:
+        self.held: dict[Key, _Held] = {}
+
+    def clear(self) -> None:
+        self.held.clear()
+
+    def put(self, key: Key, entry: _Held) -> None:
+        if len(self.held) >= self.MAX_KEYS and key not in self.held:
+            self.held.clear()  # bounded memory: start over rather than track recency per event
+        self.held[key] = entry
+
+
+_caches: weakref.WeakKeyDictionary[Database, StateCache] = weakref.WeakKeyDictionary()
+
+
+def cache_of(db: Database) -> StateCache:
+    """The state cache of a database's batches (one per Database, i.e. per service process)."""
+    cache = _caches.get(db)
+    if cache is None:
+        cache = _caches[db] = StateCache()
+    return cache
+
+
 def apply_batch(db: Database, cfg: Config, events: list[AnyEvent]) -> BatchResult:
-    with db.unit_of_work() as session:
-        return _apply(session, cfg, events)
+    cache = cache_of(db)
+    try:
+        with db.unit_of_work() as session:
+            result, keep = _apply(session, cfg, events, cache)
+    except BaseException:
+        cache.clear()
+        raise
+    keep()  # after the commit: the cache never holds what the database does not
+    return result
 
 
 def _key(event: AnyEvent) -> Key:
     p = event.payload
     return (p.program_id, int(p.fiscal_year))  # type: ignore[union-attr,arg-type]
+
+
+def _program(event: AnyEvent) -> str:
+    """The program an event names (not for the unkeyed 과-level facts)."""
+    return str(event.payload.program_id)  # type: ignore[union-attr]
 
 
 @dataclass
@@ -136,15 +196,19 @@ class _Batch:
     amendments: dict[Key, dict[str, BudgetAmendment]]
     milestones: MilestoneRows
     keys_by_program: dict[str, set[Key]]  # view keys known so far, for milestone events
-    known_versions: set[tuple[str, int, date]] = field(default_factory=set)
+    known_versions: set[tuple[str, int, date]] = field(default_factory=set)  # of those the batch restates
     known_milestones: set[tuple[str, str]] = field(default_factory=set)
     version_rows: dict[tuple[str, int, date], dict[str, Any]] = field(default_factory=dict)
     milestone_rows: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    last: dict[Key, domain.Evaluation] = field(default_factory=dict)
-    snapshots: list[dict[str, Any]] = field(default_factory=list)
+    last: dict[Key, domain.Judgement] = field(default_factory=dict)
+    snapshots: list[bulk.Row] = field(default_factory=list)
     outbox: list[dict[str, Any]] = field(default_factory=list)  # rows for bulk inserts
     alerts: list[dict[str, Any]] = field(default_factory=list)
     snapshot_counts: Counter[Key] = field(default_factory=Counter)
+    #: complete snapshot histories (since a date) the cache keeps, appended by every snapshot
+    full_history: dict[Key, tuple[date, dict[date, tuple[int, int]]]] = field(default_factory=dict)
+    rules: domain.RuleConfig = field(default_factory=domain.RuleConfig)
+    loaded: dict[Key, domain.ProgramBudget] = field(default_factory=dict)  # the state before the batch
 
     def budget(self, key: Key) -> domain.ProgramBudget:
         return self.state.get(key) or domain.ProgramBudget(program_id=key[0], fiscal_year=key[1])
@@ -184,7 +248,10 @@ def _on_line(batch: _Batch, event: BudgetLineSetEvent, event_id: str) -> list[Ke
            "event_id": event_id, "recorded_at": batch.now,
            "source_ref": lp.source_ref.model_dump(mode="json") if lp.source_ref else None}
     # The same program, year and date again replaces that version (a corrected report).
-    batch.versions.setdefault(key, {})[since] = (version_of(row), row)
+    held = batch.versions.setdefault(key, {})
+    if since in held and (*key, since) not in batch.version_rows:
+        batch.known_versions.add((*key, since))  # on record before this batch: an update
+    held[since] = (version_of(row), row)
     batch.version_rows[(*key, since)] = row
     batch.state[key] = _with_lines(batch, key, batch.budget(key))
     return [key]
@@ -222,12 +289,13 @@ def _on_snapshot(batch: _Batch, event: ExecutionSnapshotEvent, event_id: str) ->
     if b.as_of == sp.as_of:
         result.corrections += 1
     result.snapshots += 1
-    batch.snapshots.append({"program_id": key[0], "fiscal_year": key[1], "as_of": sp.as_of,
-                            "revision": sp.revision, "committed": sp.committed, "spent": sp.spent,
-                            "event_id": event_id})
+    batch.snapshots.append((key[0], key[1], sp.as_of, sp.revision, sp.committed, sp.spent, event_id))
     batch.snapshot_counts[key] += 1
-    batch.history.setdefault(key, {})[sp.as_of] = (sp.revision, sp.spent)
-    batch.state[key] = replace(b, committed=sp.committed, spent=sp.spent, as_of=sp.as_of, revision=sp.revision)
+    point = (sp.revision, sp.spent)
+    batch.history.setdefault(key, {})[sp.as_of] = point
+    if key in batch.full_history:
+        batch.full_history[key][1][sp.as_of] = point
+    batch.state[key] = domain.with_execution(b, sp.committed, sp.spent, sp.as_of, sp.revision)
     return [key]
 
 
@@ -296,14 +364,19 @@ HANDLERS: dict[str, Handler] = {
     "milestone.set": _on_milestone,
     "budget.division_snapshot": _on_division_snapshot,
 }
-#: Events about a 과, not a program: they carry no program key to load or judge.
-_UNKEYED = (MilestoneSetEvent, DivisionSnapshotEvent)
+_MILESTONE_SET = "milestone.set"
+_DIVISION_SNAPSHOT = "budget.division_snapshot"
+#: Events that carry no program key to load or judge: milestones (they name a program of any
+#: year: their keys come from the view) and facts about a whole 과.
+_UNKEYED_TYPES = frozenset({_MILESTONE_SET, _DIVISION_SNAPSHOT})
 
 
-def _apply(session: Session, cfg: Config, events: list[AnyEvent]) -> BatchResult:
+def _apply(session: Session, cfg: Config, events: list[AnyEvent],
+           cache: StateCache) -> tuple[BatchResult, Callable[[], None]]:
     result = BatchResult()
+    conn = session.connection()
     ids = {id(e): str(e.event_id) for e in events}  # str(UUID) is not free at thousands per batch
-    seen = seen_event_ids(session, BudgetInbox, list(ids.values()))
+    seen = {r[0] for r in bulk.select_in(conn, _SEEN_SQL, ids.values())}
     fresh: list[AnyEvent] = []
     for e in events:
         if e.event_type not in HANDLERS:
@@ -316,27 +389,41 @@ def _apply(session: Session, cfg: Config, events: list[AnyEvent]) -> BatchResult
         seen.add(ids[id(e)])
         fresh.append(e)
     if not fresh:
-        return result
+        return result, lambda: None
 
-    scheduled = {e.payload.program_id for e in fresh if isinstance(e, MilestoneSetEvent)}
+    # By event type, not isinstance: a pydantic model's isinstance goes through its metaclass's
+    # ABC check, which is measurable at thousands of events per batch.
+    scheduled = {_program(e) for e in fresh if e.event_type == _MILESTONE_SET}
     held_keys = keys_of_programs(session, scheduled) if scheduled else set()
-    keys = {_key(e) for e in fresh if not isinstance(e, _UNKEYED)} | held_keys
-    loaded = load_states(session, keys)
-    plan_rows = load_plan_rows(session, keys)
-    state = {k: b for k, (b, _) in loaded.items()}
-    versions = load_line_versions(session, keys)
-    milestones = load_milestones(session, {k[0] for k in keys} | scheduled)
-    amendments: dict[Key, dict[str, BudgetAmendment]] = {}
-    for (pid, fy, aid), a in load_amendments(session, keys).items():
+    keys = {_key(e) for e in fresh if e.event_type not in _UNKEYED_TYPES} | held_keys
+    # Cached programs whose view row is still the one this process wrote; amendments and plans
+    # are ORM rows of this session, so a key with such an event is loaded again.
+    reload = {_key(e) for e in fresh if e.event_type in ("budget.amended", "budget.plan_set")}
+    stamps = {(pid, fy): stamp for pid, fy, stamp in bulk.select_in(conn, _STAMP_SQL, {k[0] for k in keys})}
+    hits = {k: h for k in keys if (h := cache.held.get(k)) is not None and k not in reload
+            and stamps.get(k, _MISSING) == h.stamp}
+    misses = keys - hits.keys()
+    loaded = load_states(session, misses) if misses else {}
+    plan_rows = load_plan_rows(session, misses) if misses else {}
+    state = {k: h.state for k, h in hits.items()} | {k: b for k, (b, _) in loaded.items()}
+    counts = {k: h.snapshots for k, h in hits.items()} | {k: n for k, (_, n) in loaded.items()}
+    plans = {k: h.plan for k, h in hits.items() if h.plan is not None} | {k: plan_of(r) for k, r in plan_rows.items()}
+    versions = {k: h.versions for k, h in hits.items()} | (load_line_versions(session, misses) if misses else {})
+    amendments: dict[Key, dict[str, BudgetAmendment]] = {k: h.amendments for k, h in hits.items()}
+    for (pid, fy, aid), a in (load_amendments(session, misses) if misses else {}).items():
         amendments.setdefault((pid, fy), {})[aid] = a
+    milestones: MilestoneRows = {}  # always read: see StateCache
+    for pid, mid, *point in bulk.select_in_table(conn, _MILESTONE, _MILESTONE_COLUMNS, "program_id",
+                                                 {k[0] for k in keys} | scheduled):
+        milestones.setdefault(pid, {})[mid] = domain.MilestonePoint(*point)
     by_program: dict[str, set[Key]] = {}
     for k in held_keys:
         by_program.setdefault(k[0], set()).add(k)
-    batch = _Batch(session, cfg, result, utcnow(), {k: n for k, (_, n) in loaded.items()}, state,
-                   {k: plan_of(r) for k, r in plan_rows.items()}, plan_rows,
-                   _load_history(session, cfg, fresh, state), versions, amendments, milestones, by_program,
-                   known_versions={(*k, since) for k, v in versions.items() for since in v},
-                   known_milestones={(pid, mid) for pid, m in milestones.items() for mid in m})
+    batch = _Batch(session, cfg, result, utcnow(), counts, state, plans, plan_rows, {}, versions, amendments,
+                   milestones, by_program,
+                   known_milestones={(pid, mid) for pid, m in milestones.items() for mid in m},
+                   rules=cfg.rules, loaded=dict(state))
+    _load_history(batch, fresh, hits)
 
     for event in fresh:
         cause = ids[id(event)]
@@ -349,32 +436,69 @@ def _apply(session: Session, cfg: Config, events: list[AnyEvent]) -> BatchResult
             by_program.setdefault(key[0], set()).add(key)
         result.applied += 1
 
-    _write(batch, [ids[id(e)] for e in fresh])
-    return result
+    stamp = _write(batch, [ids[id(e)] for e in fresh])
+
+    def keep() -> None:
+        for key in result.touched:
+            full = batch.full_history.get(key)
+            cache.put(key, _Held(stamp, batch.state[key], counts.get(key, 0) + batch.snapshot_counts[key],
+                                 versions.get(key, {}), amendments.get(key, {}), plans.get(key),
+                                 full[1] if full else None, full[0] if full else None))
+    return result, keep
 
 
-def _load_history(session: Session, cfg: Config, events: list[AnyEvent],
-                  state: dict[Key, domain.ProgramBudget]) -> dict[Key, dict[date, tuple[int, int]]]:
+_MISSING = object()
+_MILESTONE_COLUMNS = ("program_id", "milestone_id", "title", "start", "end", "status", "needs_review")
+_SEEN_SQL = "SELECT event_id FROM budget_inbox WHERE event_id IN ({})"
+_STAMP_SQL = "SELECT program_id, fiscal_year, updated_at FROM budget_program WHERE program_id IN ({})"
+
+
+def _load_history(batch: _Batch, events: list[AnyEvent], hits: dict[Key, _Held]) -> None:
     """Recent snapshot points of the programs whose year-end projection will be evaluated (as-of
-    on or after the year-end start date), bounded to the projection's look-back window."""
+    on or after the year-end start date), back to the projection's look-back window: from the
+    cache when it holds them since then, else from the database."""
+    state = batch.state
     dates: dict[Key, list[date]] = {}
     for e in events:
-        if isinstance(e, DivisionSnapshotEvent):
+        if e.event_type == _DIVISION_SNAPSHOT:
             continue
-        is_milestone = isinstance(e, MilestoneSetEvent)
-        for key in [k for k in state if k[0] == e.payload.program_id] if is_milestone else [_key(e)]:
+        is_milestone = e.event_type == _MILESTONE_SET
+        for key in [k for k in state if k[0] == _program(e)] if is_milestone else [_key(e)]:
             held = state[key].as_of if key in state else None
-            as_of = e.payload.as_of if isinstance(e, ExecutionSnapshotEvent) else held
+            as_of = e.payload.as_of if e.event_type == "budget.execution_snapshot" else held
             if as_of is not None:
                 dates.setdefault(key, []).append(as_of)
-    start = cfg.year_end.start
+    start = batch.cfg.year_end.start
     needed = {k: d for k, d in dates.items() if max(d) >= domain.in_year(k[1], start)}
+    for key, h in hits.items():  # keep appending to what the cache holds, needed now or not
+        if h.history is not None and h.history_since is not None:
+            batch.full_history[key] = (h.history_since, h.history)
     if not needed:
-        return {}
-    lookback = timedelta(days=cfg.year_end.window_days + 46)
-    since = min(min(d) for d in needed.values()) - lookback
-    until = max(max(d) for d in needed.values())
-    return load_history(session, needed.keys(), since, until)
+        return
+    lookback = timedelta(days=batch.cfg.year_end.window_days + 46)
+    load: dict[Key, date] = {}
+    for key, d in needed.items():
+        since = min(d) - lookback
+        full = batch.full_history.get(key)
+        if full is not None and full[0] <= since:
+            if len(full[1]) > 200:  # older points never serve as an anchor again
+                for day in [day for day in full[1] if day < since]:
+                    del full[1][day]
+                full = batch.full_history[key] = (since, full[1])
+            batch.history[key] = full[1]
+        else:
+            load[key] = since
+    if load:
+        # Everything from `since` on (not only up to the batch's dates): the cache then holds a
+        # program's complete history since that day, which a batch of only stale snapshots
+        # would otherwise cut short. The extra points are never an anchor here: a judged as-of
+        # is never older than a program's stored points.
+        since = min(load.values())
+        histories = load_history(batch.session, load.keys(), since, date.max)
+        for key in load:
+            points = histories.get(key, {})
+            batch.history[key] = points
+            batch.full_history[key] = (since, points)
 
 
 def _on_its_date(batch: _Batch, key: Key, b: domain.ProgramBudget) -> domain.ProgramBudget:
@@ -384,22 +508,37 @@ def _on_its_date(batch: _Batch, key: Key, b: domain.ProgramBudget) -> domain.Pro
     versions = batch.versions.get(key)
     if b.as_of is None or not versions:
         return b
-    lines = [v for v, _ in versions.values()]
-    figures = domain.budget_on(lines, batch.amendment_points(key), b.as_of)
-    if figures is None:
-        return replace(b, original=None)
-    line = domain.version_on(lines, b.as_of)
-    original, carried_over, supplementary = figures
-    return replace(b, original=original, carried_over=carried_over, supplementary=supplementary,
-                   effective_date=line.effective_date if line else None)
+    if len(versions) == 1 and not batch.amendments.get(key):
+        (only, _), = versions.values()  # one line, no 추경: the view's figures, once in effect
+        if only.since <= b.as_of and (b.original, b.carried_over, b.supplementary, b.effective_date) == (
+                only.original, only.carried_over, only.supplementary, only.effective_date):
+            return b
+    line = domain.version_on([v for v, _ in versions.values()], b.as_of)
+    if line is None:
+        return b if b.original is None else replace(b, original=None)
+    supplementary = domain.supplementary_on(line, batch.amendment_points(key), b.as_of)
+    if (b.original, b.carried_over, b.supplementary, b.effective_date) == (
+            line.original, line.carried_over, supplementary, line.effective_date):
+        return b  # the usual case: the view's line is the one in effect
+    return replace(b, original=line.original, carried_over=line.carried_over, supplementary=supplementary,
+                   effective_date=line.effective_date)
 
 
 def _evaluate(batch: _Batch, key: Key, b: domain.ProgramBudget, cause: str) -> domain.ProgramBudget:
     points = batch.history.get(key)
     history = [(d, spent) for d, (_, spent) in points.items()] if points else []
-    start = domain.funding_start(batch.milestones.get(key[0], {}).values(), key[1], batch.cfg.plan)
-    ev = domain.evaluate(_on_its_date(batch, key, b), batch.cfg.rules, batch.plans.get(key), history, start)
-    batch.last[key] = ev
+    milestones = batch.milestones.get(key[0])
+    start = domain.funding_start(milestones.values(), key[1], batch.cfg.plan) if milestones else None
+    judged = _on_its_date(batch, key, b)
+    plan = batch.plans.get(key)
+    verdict = domain.judge(judged, batch.rules, plan, history, start)
+    if (verdict.level, verdict.over_level, verdict.year_end_level) == (b.level, b.over_level, b.year_end_level):
+        batch.last[key] = verdict  # no change of state: no alert, nothing else to build
+        return b
+    ev = domain.evaluate(judged, batch.rules, plan, history, start)
+    judged = ev.budget
+    batch.last[key] = domain.Judgement(judged.level, judged.over_level, judged.year_end_level, ev.plan, ev.gap,
+                                       ev.projected)
     result = batch.result
     for change in ev.changes:
         outbox, log = _alert(ev, change, batch.cfg.topic_prefix, cause, len(batch.alerts))
@@ -407,7 +546,6 @@ def _evaluate(batch: _Batch, key: Key, b: domain.ProgramBudget, cause: str) -> d
         batch.alerts.append(log)
         result.alerts += 1
         result.alerts_by[(change.rule, log["severity"], log["status"])] += 1
-    judged = ev.budget
     if (judged.level, judged.over_level, judged.year_end_level) == (b.level, b.over_level, b.year_end_level):
         return b
     return replace(b, level=judged.level, over_level=judged.over_level, year_end_level=judged.year_end_level)
@@ -426,13 +564,34 @@ _ALERT = _table(BudgetAlert)
 _VERSION = _table(BudgetLineVersion)
 _MILESTONE = _table(BudgetMilestone)
 
+_VIEW_COLUMNS = ("program_id", "fiscal_year", *VIEW_FIELDS, "plan_rate", "gap", "projected_rate", "updated_at",
+                 "snapshots")
+#: What snapshots and judgements change; a program whose line, 추경 and classification did not
+#: move in the batch is updated in these columns only (its indexed office/division untouched).
+_EXECUTION_COLUMNS = ("program_id", "fiscal_year", "committed", "spent", "as_of", "revision", "level", "over_level",
+                      "year_end_level", "plan_rate", "gap", "projected_rate", "updated_at", "snapshots")
+_LINE_FIELDS = ("title", "office", "division", "category", "original", "carried_over", "supplementary", "account",
+                "scope", "parent_program_id", "effective_date")
+_SNAPSHOT_COLUMNS = ("program_id", "fiscal_year", "as_of", "revision", "committed", "spent", "event_id")
+_INBOX_COLUMNS = ("event_id", "processed_at")
+_statements: dict[tuple[str, str], tuple[bulk.Statements, ...]] = {}
+
+
+def _statements_for(dialect: sa.Dialect) -> tuple[bulk.Statements, ...]:
+    key = (dialect.name, dialect.paramstyle)
+    if key not in _statements:
+        _statements[key] = (bulk.Statements(_PROGRAM, _VIEW_COLUMNS, dialect),
+                            bulk.Statements(_PROGRAM, _EXECUTION_COLUMNS, dialect),
+                            bulk.Statements(_SNAPSHOT, _SNAPSHOT_COLUMNS, dialect),
+                            bulk.Statements(_INBOX, _INBOX_COLUMNS, dialect))
+    return _statements[key]
+
 
 def _update_by_pk(table: sa.Table) -> Any:
     """UPDATE … WHERE primary key = :pk_<column>, for executemany."""
     return table.update().where(sa.and_(*(c == sa.bindparam(f"pk_{c.name}") for c in table.primary_key.columns)))
 
 
-_UPDATE_VIEW = _update_by_pk(_PROGRAM)
 _UPDATE_VERSION = _update_by_pk(_VERSION)
 _UPDATE_MILESTONE = _update_by_pk(_MILESTONE)
 
@@ -452,36 +611,50 @@ def _upsert(conn: sa.Connection, table: sa.Table, update: Any, rows: Iterable[tu
         conn.execute(table.insert(), inserts)
 
 
-def _write(batch: _Batch, event_ids: list[str]) -> None:
+def _write(batch: _Batch, event_ids: list[str]) -> Any:
     """Bulk UPDATEs (executemany by primary key) and bulk INSERTs for the touched programs,
-    their line versions and milestones; new snapshots, alerts and inbox ids."""
+    their line versions and milestones; new snapshots, alerts and inbox ids. The hot tables
+    (view, snapshots, inbox) go through plain DB-API with prebuilt tuples (COPY on PostgreSQL);
+    the rare ones through Core. Returns the view rows' stamp as stored (see StateCache)."""
     session, result, now = batch.session, batch.result, batch.now
-    views: list[tuple[bool, dict[str, Any]]] = []
+    updates: list[bulk.Row] = []
+    executions: list[bulk.Row] = []
+    inserts: list[bulk.Row] = []
     for key in sorted(result.touched):
         b = batch.state[key]
-        values = view_values(b)
         ev = batch.last.get(key)
-        values.update(plan_rate=ev.plan if ev else None, gap=ev.gap if ev else None,
-                      projected_rate=ev.projected if ev else None, updated_at=now,
-                      snapshots=batch.held.get(key, 0) + batch.snapshot_counts[key])
-        # Unknown programs are kept: the view fills in when their budget line arrives.
-        views.append((key in batch.held, values))
+        plan, gap, projected = (ev.plan, ev.gap, ev.projected) if ev else (None, None, None)
+        count = batch.held.get(key, 0) + batch.snapshot_counts[key]
+        before = batch.loaded.get(key)
+        if before is not None and key in batch.held and all(
+                getattr(before, f) == getattr(b, f) for f in _LINE_FIELDS):
+            executions.append((b.program_id, b.fiscal_year, b.committed, b.spent, b.as_of, b.revision, b.level,
+                               b.over_level, b.year_end_level, plan, gap, projected, now, count))
+        else:
+            row = (b.program_id, b.fiscal_year, b.title, b.office, b.division, b.category, b.original,
+                   b.carried_over, b.supplementary, b.committed, b.spent, b.as_of, b.revision, b.level,
+                   b.over_level, b.year_end_level, b.account, b.scope, b.parent_program_id, b.effective_date,
+                   plan, gap, projected, now, count)
+            # Unknown programs are kept: the view fills in when their budget line arrives.
+            (updates if key in batch.held else inserts).append(row)
         if b.original is None:
             result.unknown_programs += 1
     session.flush()  # amendments and plans added as objects
-    # Core executemany, not the ORM's bulk layer: the same statements, a third of the CPU.
     conn = session.connection()
-    _upsert(conn, _PROGRAM, _UPDATE_VIEW, views)
+    view, execution, snapshots, inbox = _statements_for(conn.dialect)
+    execution.update(conn, executions)
+    view.update(conn, updates)
+    view.insert(conn, inserts)
     _upsert(conn, _VERSION, _UPDATE_VERSION,
             [(k in batch.known_versions, row) for k, row in sorted(batch.version_rows.items())])
     _upsert(conn, _MILESTONE, _UPDATE_MILESTONE,
             [(k in batch.known_milestones, row) for k, row in sorted(batch.milestone_rows.items())])
-    if batch.snapshots:
-        conn.execute(_SNAPSHOT.insert(), batch.snapshots)
-    conn.execute(_INBOX.insert(), [{"event_id": i, "processed_at": now} for i in event_ids])
+    snapshots.insert(conn, batch.snapshots)
+    inbox.insert(conn, [(i, now) for i in event_ids])
     if batch.outbox:
         conn.execute(_OUTBOX.insert(), batch.outbox)
         conn.execute(_ALERT.insert(), batch.alerts)
+    return view.bind([(None,) * (len(_VIEW_COLUMNS) - 2) + (now, None)])[0][-2]
 
 
 def _alert(ev: domain.Evaluation, change: domain.RuleChange, prefix: str, cause: str,

@@ -250,10 +250,6 @@ VIEW_FIELDS = ("title", "office", "division", "category", "original", "carried_o
                "scope", "parent_program_id", "effective_date")
 
 
-def view_values(b: ProgramBudget) -> dict[str, Any]:
-    return {"program_id": b.program_id, "fiscal_year": b.fiscal_year, **{f: getattr(b, f) for f in VIEW_FIELDS}}
-
-
 def plan_of(row: BudgetPlan) -> list[tuple[int, Decimal]]:
     return [(int(m), Decimal(str(v))) for m, v in row.points]
 

@@ -34,6 +34,7 @@ from services.common.metrics import (
     watch_consumers,
     zero_progress,
 )
+from services.common.params import RefuseControlCharacters
 from services.common.settings import ServiceName, Settings
 
 log = get_logger(__name__)
@@ -144,6 +145,7 @@ def http_app(runtime: Runtime, title: str, *, start_broker: bool = True) -> Fast
 
     app = FastAPI(title=title, lifespan=lifespan, version="1.0.0")
     app.state.runtime = runtime
+    app.add_middleware(RefuseControlCharacters)  # before routing: no NUL reaches a query
     instrument_http(app, runtime.registry)
     install(app, runtime.settings, runtime.name)
 

@@ -40,6 +40,7 @@ from services.common.auth import (
     verify,
 )
 from services.common.deps import RuntimeDep
+from services.common.params import Offset
 from services.common.runtime import Runtime
 from services.common.settings import Settings
 from services.notify import domain
@@ -181,7 +182,7 @@ async def me(who: Anyone) -> dict[str, Any]:
 @router.get("/audit", response_model=list[AuditOut], responses=ACCESS_ERRORS)
 async def audit(request: Request, who: Overseer, action: str | None = None, actor: str | None = None,
                 since: datetime | None = None, limit: int = Query(100, ge=1, le=1000),
-                offset: int = Query(0, ge=0)) -> list[AuditOut]:
+                offset: Offset = 0) -> list[AuditOut]:
     """Acknowledgements, silences, sign-ins, key and publishing-rights changes, newest first."""
     rows = await asyncio.to_thread(access_of(request).store.audit_log, action=action, actor=actor,
                                    since=since, limit=limit, offset=offset)

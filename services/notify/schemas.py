@@ -5,21 +5,23 @@ always written them. Field order is the JSON's key order."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, Field, field_validator, model_validator
 
 from services.common.api_types import IsoDateTime
 from services.common.auth import Role
+from services.common.params import NO_NUL
 from services.notify import domain
 
 # ------------------------------------------------------------------ requests
 
 
 class MatcherIn(BaseModel):
-    name: str = Field(min_length=1, max_length=100, description="label: 실, 과, program, rule, severity, …")
-    value: str = Field(max_length=domain.MAX_REGEX_LENGTH,
+    name: str = Field(min_length=1, max_length=100, pattern=NO_NUL,
+                      description="label: 실, 과, program, rule, severity, …")
+    value: str = Field(max_length=domain.MAX_REGEX_LENGTH, pattern=NO_NUL,
                        description="for =~ and !~ an RE2 regular expression (no backreferences), matched whole")
     op: domain.MatchOp = "="
 
@@ -37,13 +39,15 @@ class SilenceIn(BaseModel):
     matchers: list[MatcherIn] = Field(min_length=1)
     starts_at: AwareDatetime | None = None
     ends_at: AwareDatetime
-    created_by: str | None = Field(default=None, max_length=100, description="ignored: the signed-in caller")
-    comment: str = Field(min_length=1)
+    created_by: str | None = Field(default=None, max_length=100, pattern=NO_NUL,
+                                   description="ignored: the signed-in caller")
+    comment: str = Field(min_length=1, pattern=NO_NUL)
 
 
 class AckIn(BaseModel):
-    by: str | None = Field(default=None, max_length=100, description="ignored: the signed-in caller is recorded")
-    comment: str | None = None
+    by: str | None = Field(default=None, max_length=100, pattern=NO_NUL,
+                           description="ignored: the signed-in caller is recorded")
+    comment: str | None = Field(default=None, pattern=NO_NUL)
 
 
 #: The acknowledge page's form (`POST /v1/ack?token=…`), read by the route itself.
@@ -194,6 +198,12 @@ class AuditOut(BaseModel):
     client: str | None
     service: str
     detail: dict[str, Any]
+
+    @field_validator("at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        # SQLite hands back the stored UTC instant without its zone: say it is UTC, as PostgreSQL does.
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 #: The sign-in token, as the link's page posts it (a form) or a client sends it (JSON).

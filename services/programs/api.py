@@ -7,31 +7,30 @@ The queries are in `queries`, the bodies in `schemas`."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, get_args
 
 from fastapi import APIRouter, HTTPException, Query
 
 from contracts.programs import ProgramKind
 from services.common.api_types import ACCESS_ERRORS, errors
 from services.common.auth import Reader, office_scope
+from services.common.params import FiscalYear, Offset
 from services.programs import queries, schemas
 from services.programs.deps import ClockDep, ConfigDep, ReadSession
 
-STATUSES = ("late", "at_risk", "on_track", "done", "no_schedule")
+Status = Literal["late", "at_risk", "on_track", "done", "no_schedule"]
+STATUSES: tuple[str, ...] = get_args(Status)
 
 router = APIRouter(prefix="/v1/programs", tags=["programs"], responses=ACCESS_ERRORS)
 
 
-@router.get("", response_model=schemas.ProgramList, responses=errors(422, description="unknown status"))
+@router.get("", response_model=schemas.ProgramList)
 def programs(who: Reader, session: ReadSession, clock: ClockDep, division: str | None = None,
-             office: str | None = None, status: str | None = Query(None, description=" | ".join(STATUSES)),
-             fiscal_year: int | None = None,
+             office: str | None = None, status: Status | None = None, fiscal_year: FiscalYear = None,
              kind: ProgramKind | None = Query(None, description="program | part | action_item"),
              parent: str | None = Query(None, description="the parts of this program"),
-             limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)) -> dict[str, Any]:
+             limit: int = Query(100, ge=1, le=1000), offset: Offset = 0) -> dict[str, Any]:
     """The register, with each program's milestone, overdue, review and open-alert counts. Staff see their 실."""
-    if status is not None and status not in STATUSES:
-        raise HTTPException(422, f"status must be one of {', '.join(STATUSES)}")
     office = office_scope(who, office)
     total, items = queries.register(session, division=division, office=office, status=status,
                                     fiscal_year=fiscal_year, kind=kind, parent=parent, limit=limit, offset=offset)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from datetime import date
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -16,8 +15,8 @@ from services.ingest.importer.tables import (
     parse_tables,
     undo_letter_spacing,
 )
+from tests.conftest import SEEDS
 
-SEEDS = Path("/work/shared/seeds")
 IDEO = "\u3000"
 
 

@@ -47,11 +47,14 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
+
+from pydantic import ValidationError
 
 from contracts import (
     BudgetAmended,
@@ -373,6 +376,16 @@ class _Builder:
     def issue(self, line: int, reason: str, text: str = "") -> None:
         self.out.issues.append(Issue(line, reason, text))
 
+    @contextmanager
+    def refused(self, line: int, text: str | None) -> Iterator[None]:
+        """Figures the contract refuses (a negative 지출액 from a damaged table, a name too long) make
+        that one fact an issue on its line, never an exception that loses the whole document."""
+        try:
+            yield
+        except ValidationError as exc:
+            why = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors()[:3])
+            self.issue(line, f"not published: the contract refuses it ({why})", text or "")
+
     def ref(self, section: str | None, line: int | None) -> SourceRef:
         return SourceRef(document=self.doc, section=section, line=line if line and line >= 1 else None)
 
@@ -423,20 +436,22 @@ class _Builder:
             m = re.match(r"^\s*대행\s*[(（](.+)[)）]\s*$", method)
             if m:
                 method, agency = "대행", m.group(1).strip()
-        payload = ProgramRegistered(
-            program_id=pid, fiscal_year=self.fy, title=title, office=sec.office or self.rep.office,
-            division=division, team=sec.team, contacts=self.contacts(sec), purpose=sec.purpose or None,
-            method=method or None, agency=agency, period_text=sec.period_text or None,
-            source_ref=self.ref(sec.title, sec.line), kind="part" if parent else "program",
-            parent_program_id=parent)
-        self.emit(ProgramRegisteredEvent, pid, "program", payload)
+        with self.refused(sec.line, title):
+            payload = ProgramRegistered(
+                program_id=pid, fiscal_year=self.fy, title=title, office=sec.office or self.rep.office,
+                division=division, team=sec.team, contacts=self.contacts(sec), purpose=sec.purpose or None,
+                method=method or None, agency=agency, period_text=sec.period_text or None,
+                source_ref=self.ref(sec.title, sec.line), kind="part" if parent else "program",
+                parent_program_id=parent)
+            self.emit(ProgramRegisteredEvent, pid, "program", payload)
 
     def register_record(self, rec: _Record) -> None:
         """A 세부사업 of record no section describes: registered from its 예산현황 row."""
-        payload = ProgramRegistered(program_id=rec.pid, fiscal_year=self.fy, title=rec.row.name,
-                                    office=self.rep.office, division=rec.division,
-                                    source_ref=self.ref("예산현황", rec.row.line))
-        self.emit(ProgramRegisteredEvent, rec.pid, "program", payload)
+        with self.refused(rec.row.line, rec.row.name):
+            payload = ProgramRegistered(program_id=rec.pid, fiscal_year=self.fy, title=rec.row.name,
+                                        office=self.rep.office, division=rec.division,
+                                        source_ref=self.ref("예산현황", rec.row.line))
+            self.emit(ProgramRegisteredEvent, rec.pid, "program", payload)
 
     # ------------------------------------------------------------------ budget
     def line_set(self, pid: str, title: str, figures: tuple[int | None, int | None, int | None], *,
@@ -460,12 +475,13 @@ class _Builder:
         name = normalize_name(title)
         category = ("기본경비" if "기본경비" in name else "전출금" if "전출" in name else
                     "반환금" if "반환" in name else "기금" if table.kind == "fund" else None)
-        payload = BudgetLineSet(
-            program_id=pid, fiscal_year=self.fy, title=title, office=self.rep.office, division=division,
-            category=category, original=original, carried_over=carried, current=current,
-            previous_final=previous_final, source_ref=self.ref(section, line), account=account,
-            scope=scope, parent_program_id=parent, effective_date=table.as_of or self.date)
-        self.emit(BudgetLineSetEvent, pid, f"line/{self.fy}", payload)
+        with self.refused(line, title):
+            payload = BudgetLineSet(
+                program_id=pid, fiscal_year=self.fy, title=title, office=self.rep.office, division=division,
+                category=category, original=original, carried_over=carried, current=current,
+                previous_final=previous_final, source_ref=self.ref(section, line), account=account,
+                scope=scope, parent_program_id=parent, effective_date=table.as_of or self.date)
+            self.emit(BudgetLineSetEvent, pid, f"line/{self.fy}", payload)
 
     def snapshot(self, pid: str, as_of: date | None, committed: int | None, spent: int | None,
                  current: int | None, section: str | None, line: int, name: str) -> None:
@@ -474,9 +490,11 @@ class _Builder:
         if not (self.fy - 1 <= as_of.year <= self.fy + 1):
             self.issue(line, f"as_of {as_of} is far from fiscal year {self.fy}; no snapshot", name)
             return
-        snap = ExecutionSnapshot(program_id=pid, fiscal_year=self.fy, as_of=as_of, committed=committed,
-                                 spent=spent, revision=0, current_budget=current, source_ref=self.ref(section, line))
-        self.emit(ExecutionSnapshotEvent, pid, f"snapshot/{as_of.isoformat()}/0", snap)
+        with self.refused(line, name):
+            snap = ExecutionSnapshot(program_id=pid, fiscal_year=self.fy, as_of=as_of, committed=committed,
+                                     spent=spent, revision=0, current_budget=current,
+                                     source_ref=self.ref(section, line))
+            self.emit(ExecutionSnapshotEvent, pid, f"snapshot/{as_of.isoformat()}/0", snap)
 
     def detail_budget(self, d: _Detail, account: str, scope: str, parent: str | None = None) -> None:
         r = d.row
@@ -550,11 +568,12 @@ class _Builder:
                 continue
             if fig.original is None and fig.current is None and fig.spent is None:
                 continue
-            payload = DivisionSnapshot(office=table.office, division=fig.division, fiscal_year=self.fy,
-                                       as_of=table.as_of, original=fig.original, current=fig.current,
-                                       spent=fig.spent, unit=unit, source_ref=self.ref("예산현황", fig.line))
-            key = division_key(table.office, fig.division)
-            self.emit(DivisionSnapshotEvent, key, f"division/{table.as_of.isoformat()}/0", payload)
+            with self.refused(fig.line or table.line, fig.label):
+                payload = DivisionSnapshot(office=table.office, division=fig.division, fiscal_year=self.fy,
+                                           as_of=table.as_of, original=fig.original, current=fig.current,
+                                           spent=fig.spent, unit=unit, source_ref=self.ref("예산현황", fig.line))
+                key = division_key(table.office, fig.division)
+                self.emit(DivisionSnapshotEvent, key, f"division/{table.as_of.isoformat()}/0", payload)
 
     def agrees(self, d: _Detail, rec: _Record) -> bool:
         half = half_unit(UNIT_TOLERANCE.get(rec.table.unit, 1))
@@ -761,10 +780,11 @@ class _Builder:
             f"{s.name} {s.increase:,}원" if s.increase is not None else s.name for s in row.sub_items) or None
         if self.date is None:
             self.issue(row.line, "추경 document states no date; the amendment has no effective date", row.name)
-        payload = BudgetAmended(program_id=pid, fiscal_year=self.fy, amendment_id=self.amendment_id(),
-                                before=row.before, change=row.increase, after=after, reason=reason,
-                                effective_date=self.date, source_ref=self.ref(None, row.line))
-        self.emit(BudgetAmendedEvent, pid, f"amended/{payload.amendment_id}", payload)
+        with self.refused(row.line, row.name):
+            payload = BudgetAmended(program_id=pid, fiscal_year=self.fy, amendment_id=self.amendment_id(),
+                                    before=row.before, change=row.increase, after=after, reason=reason,
+                                    effective_date=self.date, source_ref=self.ref(None, row.line))
+            self.emit(BudgetAmendedEvent, pid, f"amended/{payload.amendment_id}", payload)
 
     # ------------------------------------------------------------------ schedule and targets
     def milestone(self, pid: str, m: Milestone, sec: Section, used: Counter[str]) -> None:
@@ -782,11 +802,12 @@ class _Builder:
             start, end, review = None, None, True
         recurrence = RECURRENCE_MAP.get(m.when.recurrence) if m.when.recurrence else None
         status = STAGE_STATUS.get(m.stage or "", "planned")
-        payload = MilestoneSet(program_id=pid, milestone_id=mid, title=title, window_start=start,
-                               window_end=end, window_text=m.when_text or None,
-                               recurrence=recurrence, status=status,
-                               needs_review=review, source_ref=self.ref(sec.title, m.line))
-        self.emit(MilestoneSetEvent, pid, f"milestone/{mid}", payload)
+        with self.refused(m.line, title):
+            payload = MilestoneSet(program_id=pid, milestone_id=mid, title=title, window_start=start,
+                                   window_end=end, window_text=m.when_text or None,
+                                   recurrence=recurrence, status=status,
+                                   needs_review=review, source_ref=self.ref(sec.title, m.line))
+            self.emit(MilestoneSetEvent, pid, f"milestone/{mid}", payload)
 
     def targets(self, pid: str, sec: Section, used: Counter[str]) -> None:
         for t in sec.targets:
@@ -796,11 +817,12 @@ class _Builder:
             used[base] += 1
             tid = base if used[base] == 1 else _bounded(f"{base}#{used[base]}")
             windows = t.period.windows if t.period else ()
-            payload = TargetSet(program_id=pid, target_id=tid, activity=t.activity, target_value=t.value,
-                                unit=t.unit, period_start=windows[0].start if windows else None,
-                                period_end=windows[-1].end if windows else None,
-                                source_ref=self.ref(sec.title, t.line))
-            self.emit(TargetSetEvent, pid, f"target/{tid}", payload)
+            with self.refused(t.line, t.activity):
+                payload = TargetSet(program_id=pid, target_id=tid, activity=t.activity, target_value=t.value,
+                                    unit=t.unit, period_start=windows[0].start if windows else None,
+                                    period_end=windows[-1].end if windows else None,
+                                    source_ref=self.ref(sec.title, t.line))
+                self.emit(TargetSetEvent, pid, f"target/{tid}", payload)
 
     # ------------------------------------------------------------------ the document
     def is_program_section(self, sec: Section, rows: Sequence[tuple[BudgetTable, BudgetRow]]) -> bool:
@@ -987,12 +1009,13 @@ class _Builder:
         if x.current is None and x.committed is None and x.spent is None:
             return
         division = self.division(x.division) or x.division
-        payload = DivisionSnapshot(office=self.rep.office, division=division, fiscal_year=self.fy, as_of=x.as_of,
-                                   current=x.current, committed=x.committed, spent=x.spent,
-                                   unit=x.unit if x.unit in UNIT_FACTORS else None,
-                                   source_ref=self.ref(DIVISION_SECTION, x.line))
-        key = division_key(self.rep.office, division)
-        self.emit(DivisionSnapshotEvent, key, f"division/{x.as_of.isoformat()}/0", payload)
+        with self.refused(x.line, x.division):
+            payload = DivisionSnapshot(office=self.rep.office, division=division, fiscal_year=self.fy, as_of=x.as_of,
+                                       current=x.current, committed=x.committed, spent=x.spent,
+                                       unit=x.unit if x.unit in UNIT_FACTORS else None,
+                                       source_ref=self.ref(DIVISION_SECTION, x.line))
+            key = division_key(self.rep.office, division)
+            self.emit(DivisionSnapshotEvent, key, f"division/{x.as_of.isoformat()}/0", payload)
 
     def national_table(self) -> None:
         """A national plan's program table: programs and budget lines of another government, held
@@ -1019,11 +1042,12 @@ class _Builder:
                 self.issue(r.line, f"정부안 {current:,}원 ≠ 본예산 {original:,} + 추경 {supplementary:,}원; "
                                    "published the parts", r.name)
                 current = None
-            payload = BudgetLineSet(
-                program_id=pid, fiscal_year=self.fy, title=r.name, office=NATIONAL_OFFICE, division=None,
-                category="국가 예산", original=original, supplementary=supplementary, current=current,
-                source_ref=ref, scope="unlinked", effective_date=self.date)
-            self.emit(BudgetLineSetEvent, pid, f"line/{self.fy}", payload)
+            with self.refused(r.line, r.name):
+                payload = BudgetLineSet(
+                    program_id=pid, fiscal_year=self.fy, title=r.name, office=NATIONAL_OFFICE, division=None,
+                    category="국가 예산", original=original, supplementary=supplementary, current=current,
+                    source_ref=ref, scope="unlinked", effective_date=self.date)
+                self.emit(BudgetLineSetEvent, pid, f"line/{self.fy}", payload)
 
 
 def map_report(report: ParsedReport, registry: ProgramRegistry, source: str = "report-importer",
