@@ -977,7 +977,7 @@ class _Builder:
         key = display_key(item.title)
         name = f"감사:{key[:40]}~{str(deterministic_id(normalize_name(item.title)))[:8]}"
         pid = make_program_id(div or self.rep.office, name)
-        title = item.title if len(item.title) <= 120 else item.title[:119] + "…"
+        title = _action_title(item)
         payload = ProgramRegistered(
             program_id=pid, fiscal_year=self.fy, title=title, office=self.rep.office, division=div,
             purpose=item.title, kind="action_item",
@@ -1048,6 +1048,18 @@ class _Builder:
                     category="국가 예산", original=original, supplementary=supplementary, current=current,
                     source_ref=ref, scope="unlinked", effective_date=self.date)
                 self.emit(BudgetLineSetEvent, pid, f"line/{self.fy}", payload)
+
+
+def _action_title(item: ActionItem) -> str:
+    """A name staff recognise in a mail subject: the finding's printed topic ("(동대문 상권 관련)
+    현재 …" or "파트너스하우스 관련 - …") as "감사 지적사항: 동대문 상권 관련", else its first
+    words; the whole finding stays the program's purpose."""
+    kind = "건의사항" if item.category and "건의" in item.category else "감사 지적사항"
+    text = " ".join(item.title.split())
+    topic = re.match(r"[(（]([^()（）]{2,60})[)）]", text) or re.match(r"(.{2,50}?)\s+[-–]\s", text)
+    if topic:
+        return f"{kind}: {topic.group(1).strip()}"
+    return f"{kind}: {text if len(text) <= 60 else text[:59].rsplit(' ', 1)[0] + '…'}"
 
 
 def map_report(report: ParsedReport, registry: ProgramRegistry, source: str = "report-importer",
