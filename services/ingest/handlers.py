@@ -10,14 +10,13 @@ from __future__ import annotations
 import asyncio
 
 from faststream import Context
-from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
 
 from contracts import AnyEvent
 from contracts.topics import INBOUND
 from services.common.consumer import batch_subscriber, record_lag
 from services.common.db import OutboxRelay
-from services.common.messaging import Incoming, dead_letter, decode_batch, header, records_of
+from services.common.messaging import Incoming, decode_batch, header, records_of
 from services.common.runtime import Runtime
 from services.ingest import domain, store
 from services.ingest.metrics import ACCEPTED, REJECTED
@@ -26,7 +25,6 @@ TOKEN_HEADER = "x-execwatch-token"
 
 
 def register(rt: Runtime, relay: OutboxRelay) -> None:
-    broker: KafkaBroker = rt.broker
     settings = rt.settings
     tokens = {s: t.get_secret_value() for s, t in settings.ingest_sources.items()}
 
@@ -39,7 +37,7 @@ def register(rt: Runtime, relay: OutboxRelay) -> None:
         for item in decode_batch(records):
             if item.event is None:
                 REJECTED.labels(path="kafka", reason="contract").inc()
-                await dead_letter(broker, settings, "ingest", item, "contract")
+                await rt.dead_letter(item, "contract")
                 continue
             source = domain.authenticate(tokens, header(item.record, TOKEN_HEADER))
             problem = domain.publish_problem(item.event, source) if source else None
@@ -51,7 +49,7 @@ def register(rt: Runtime, relay: OutboxRelay) -> None:
                 good.append(item.event)
                 continue
             REJECTED.labels(path="kafka", reason=label).inc()
-            await dead_letter(broker, settings, "ingest", Incoming(item.record, None, reason, item.raw), "auth")
+            await rt.dead_letter(Incoming(item.record, None, reason, item.raw), "auth")
         if good:
             accepted, _duplicates = await asyncio.to_thread(store.accept_committed, rt.db, good, settings.topic_prefix)
             ACCEPTED.labels(path="kafka").inc(len(accepted))
