@@ -12,11 +12,16 @@ from typing import Any
 
 import sqlalchemy as sa
 from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidTopicError,
     KafkaConnectionError,
     KafkaError,
     KafkaTimeoutError,
     KafkaUnavailableError,
+    MessageSizeTooLargeError,
     ProducerClosed,
+    RecordTooLargeError,
+    TopicAuthorizationFailedError,
 )
 from alembic import command
 from alembic.config import Config
@@ -236,6 +241,11 @@ def seen_event_ids(session: Session, table: type[InboxBase], ids: Sequence[str])
 
 PublishFn = Callable[[str, str, bytes], Awaitable[None]]
 Row = tuple[int, str, str, bytes]
+#: what the broker or client says about the message itself: retrying cannot help
+REFUSALS = (MessageSizeTooLargeError, RecordTooLargeError, InvalidTopicError, TopicAuthorizationFailedError,
+            CorruptRecordException)
+#: rounds a row may fail with an error that is neither an outage nor a known refusal
+ROW_ATTEMPTS = 3
 
 
 class OutboxRelay(Worker):
@@ -256,6 +266,13 @@ class OutboxRelay(Worker):
         #: answers "is the broker reachable?" when a publish fails in a way we do not recognise;
         #: set by the runtime. Without it an unrecognised error counts as the row's fault.
         self.broker_up: Callable[[], Awaitable[bool]] | None = None
+        #: checks the broker still holds its data (set by the runtime's broker watch); called
+        #: before each flush publishes, so that what was in flight is sent again first
+        self.verify_broker: Callable[[], Awaitable[None]] | None = None
+        #: after the broker lost its data: re-send what was published in this window (seconds,
+        #: at most this many rows), in id order, before anything newer
+        self.republish: tuple[float, int] | None = None
+        self._attempts: dict[int, int] = {}
         self._lock = asyncio.Lock()
         db.relays.append(self)
 
@@ -308,14 +325,27 @@ class OutboxRelay(Worker):
         except Exception:  # cannot even ask: treat as an outage, the row keeps its place
             return True
 
+    async def _judge(self, row_id: int, exc: Exception) -> str:
+        """"outage" (the broker: stop the round), "retry" (maybe the row: stop its key, try again
+        next round) or "refused" (the row: set it aside). A row the broker keeps refusing with an
+        error we do not know is set aside after ROW_ATTEMPTS rounds, so nothing stalls for ever."""
+        if await self._is_transient(exc):
+            return "outage"
+        if isinstance(exc, REFUSALS):
+            return "refused"
+        self._attempts[row_id] = attempts = self._attempts.get(row_id, 0) + 1
+        return "refused" if attempts >= ROW_ATTEMPTS else "retry"
+
     async def _send_round(self, rows: list[Row]) -> tuple[list[int], list[tuple[Row, str]], BaseException | None]:
-        """Publish one batch: (ids confirmed, rows refused for good with why, the outage if any)."""
+        """Publish one batch: (ids confirmed, rows refused for good with why, the error to retry
+        after if any). Each key's rows go in order; a key stops at its first row not confirmed."""
         by_key: dict[str, list[Row]] = {}
         for row in rows:
             by_key.setdefault(row[2], []).append(row)
         done: list[int] = []
         failed: list[tuple[Row, str]] = []
         outage: list[BaseException] = []
+        retry: list[BaseException] = []
 
         async def send_in_order(items: list[Row]) -> None:
             for row in items:
@@ -326,27 +356,41 @@ class OutboxRelay(Worker):
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
-                    if await self._is_transient(exc):
-                        outage.append(exc)  # keep this key's order: stop here, retry later
-                        return
-                    failed.append((row, f"{type(exc).__name__}: {exc}"))
-                    continue
+                    verdict = await self._judge(row[0], exc)
+                    if verdict == "refused":
+                        failed.append((row, f"{type(exc).__name__}: {exc}"))
+                        self._attempts.pop(row[0], None)
+                        continue
+                    (outage if verdict == "outage" else retry).append(exc)
+                    return  # keep this key's order: the rest of it waits for the next round
+                self._attempts.pop(row[0], None)
                 done.append(row[0])
 
         await asyncio.gather(*(send_in_order(items) for items in by_key.values()))
-        return done, failed, (outage[0] if outage else None)
+        return done, failed, (outage[0] if outage else retry[0] if retry else None)
 
     async def flush(self) -> int:
         sent = 0
         table = self.table.__tablename__
         async with self._lock:
+            verified = False
             while True:
                 rows = await asyncio.to_thread(self._pending)
                 OUTBOX_PENDING.labels(table=table).set(len(rows))
                 OUTBOX_OLDEST_AGE.labels(table=table).set(await asyncio.to_thread(self.oldest_pending_age)
                                                           if rows else 0.0)
-                if not rows:
+                if not rows and self.republish is None:
                     break
+                if not verified and self.verify_broker is not None:
+                    # Before publishing anything new: does the broker still hold what we sent? If
+                    # it lost it, `republish` is set and the old window goes out first, so every
+                    # program's events keep their order. (A few milliseconds: one marker read.)
+                    await self.verify_broker()
+                    verified = True
+                if self.republish is not None:
+                    await self._republish_recent(*self.republish)
+                    self.republish = None
+                    continue
                 done, failed, outage = await self._send_round(rows)
                 if done:
                     await asyncio.to_thread(self._mark, done)
@@ -371,29 +415,18 @@ class OutboxRelay(Worker):
             ).all()
         return [(int(r[0] or 0), r[1], r[2], r[3]) for r in reversed(rows)]
 
-    async def republish_recent(self, window_s: float, max_rows: int) -> int:
+    async def _republish_recent(self, window_s: float, max_rows: int) -> int:
         """Send again what was published in the last `window_s` seconds (at most `max_rows`, the
-        newest): after a broker lost its data, consumers re-apply what was in flight (they are
-        idempotent, so what they had already applied changes nothing)."""
-        async with self._lock:
-            rows = await asyncio.to_thread(self._recent, utcnow() - timedelta(seconds=window_s), max_rows)
-            by_key: dict[str, list[Row]] = {}
-            for row in rows:
-                by_key.setdefault(row[2], []).append(row)
-
-            async def send_in_order(items: list[Row]) -> None:
-                for _, topic, key, value in items:
-                    try:
-                        await self.publish(topic, key, value)
-                    except Exception as exc:
-                        if await self._is_transient(exc):
-                            raise
-                        # refused now though accepted before (limits changed): nothing to redo
-
-            await asyncio.gather(*(send_in_order(items) for items in by_key.values()))
+        newest), in id order: after a broker lost its data, consumers re-apply what was in flight
+        (they are idempotent, so what they had already applied changes nothing)."""
+        rows = await asyncio.to_thread(self._recent, utcnow() - timedelta(seconds=window_s), max_rows)
+        done, failed, outage = await self._send_round(rows)
+        if outage is not None:
+            raise outage  # `republish` stays set: the whole window is sent again next round
         log.warning("outbox re-published after the broker lost its data", table=self.table.__tablename__,
-                    rows=len(rows), window_s=window_s)
-        return len(rows)
+                    rows=len(done), refused=len(failed), window_s=window_s,
+                    errors=sorted({error[:200] for _, error in failed})[:3])
+        return len(done)
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -90,6 +90,7 @@ class Runtime:
     health_checks: dict[str, HealthCheck] = field(default_factory=dict)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     loop_lag_s: float = 0.0
+    watch: BrokerWatch | None = None
 
     @classmethod
     def create(cls, name: ServiceName, settings: Settings) -> Runtime:
@@ -192,18 +193,25 @@ class Runtime:
         ingest keeps accepting into its outbox, while the broker is retried in the background."""
         await asyncio.to_thread(self.migrate)
         tasks = self.tasks
+        watch = self.watch = BrokerWatch(self) if start_broker and self.settings.kafka_bootstrap_servers else None
         for relay in self.db.relays:
             relay.broker_up = self.broker_up
+            relay.verify_broker = watch.check_marker if watch is not None else None
         tasks.append(asyncio.create_task(self._measure_loop(), name=f"{self.name}-loop"))
         if start_broker:
             try:
                 await asyncio.wait_for(self.connect_broker(), timeout=self.settings.broker_connect_timeout_s)
             except Exception as exc:  # unreachable, timed out, refused: serve anyway, keep trying
                 tasks.append(asyncio.create_task(self._keep_connecting(exc), name=f"{self.name}-connect"))
+            else:
+                if watch is not None:
+                    # Know the broker's marker before anything is published: a broker that loses
+                    # its data from here on is noticed (the watch re-reads it every round).
+                    with suppress(Exception):
+                        await asyncio.wait_for(watch.check_marker(), timeout=15.0)
         for hook in self.on_start:
             await hook()
         tasks += [asyncio.create_task(job(), name=f"{self.name}-bg") for job in self.background]
-        watch = BrokerWatch(self) if start_broker and self.settings.kafka_bootstrap_servers else None
         if watch is not None:
             tasks.append(asyncio.create_task(watch.run(), name=f"{self.name}-broker-watch"))
         log.info("service started", db=redacted(self.db.url),
@@ -215,8 +223,6 @@ class Runtime:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             tasks.clear()
-            if watch is not None:
-                await watch.close()
             if start_broker:
                 await self.broker.stop()
             self.db.dispose()
@@ -293,17 +299,17 @@ class BrokerWatch:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self.epoch: str | None = None
-        self.republish_due = False
-        self._reader: AIOKafkaConsumer | None = None
         self._marker = TopicPartition(rt.settings.topic(MARKER.name), 0)
+        self._checking = asyncio.Lock()
 
     async def run(self) -> None:
         failures = 0
         while True:
             await asyncio.sleep(self.rt.settings.broker_watch_interval_s)
-            await self.measure_consumers()
+            limit = max(15.0, 3 * self.rt.settings.broker_watch_interval_s)  # never wedge the watch
             try:
-                await self.check_marker()
+                await asyncio.wait_for(self.measure_consumers(), timeout=limit)
+                await asyncio.wait_for(self.check_marker(), timeout=limit)
                 failures = 0
             except asyncio.CancelledError:
                 raise
@@ -311,13 +317,6 @@ class BrokerWatch:
                 failures += 1
                 if failures == 1 or failures % 20 == 0:
                     log.warning("broker watch failed; will retry", error=f"{type(exc).__name__}: {exc}"[:300])
-                await self.close()
-
-    async def close(self) -> None:
-        if self._reader is not None:
-            reader, self._reader = self._reader, None
-            with suppress(Exception):
-                await reader.stop()
 
     async def measure_consumers(self) -> None:
         now = time.monotonic()
@@ -342,8 +341,8 @@ class BrokerWatch:
                     log.warning("position beyond the end of the partition; reading it from the start",
                                 group=group.group_id, topic=tp.topic, partition=tp.partition,
                                 position=position, end=highwater)
-                    with suppress(Exception):
-                        await consumer.seek_to_beginning(tp)
+                    with suppress(Exception):  # offset 0: below a real log's start, the reset policy applies
+                        consumer.seek(tp, 0)
                     continue
                 lag = highwater - position
                 total += lag
@@ -357,24 +356,29 @@ class BrokerWatch:
             CONSUMER_STALLED.labels(service=self.rt.name, group=group.group_id).set(group.stalled_s)
 
     async def _read_marker(self) -> str | None:
-        if self._reader is None:
-            reader = AIOKafkaConsumer(bootstrap_servers=self.rt.settings.kafka_bootstrap_servers, group_id=None,
-                                      enable_auto_commit=False, client_id=f"execwatch-{self.rt.name}-watch")
+        """The marker's value, read by a fresh consumer each time: a long-lived one may answer
+        from records it fetched before the broker restarted."""
+        reader = AIOKafkaConsumer(bootstrap_servers=self.rt.settings.kafka_bootstrap_servers, group_id=None,
+                                  enable_auto_commit=False, client_id=f"execwatch-{self.rt.name}-watch")
+        try:
             await reader.start()
-            self._reader = reader
-        reader = self._reader
-        if self._marker.topic not in await reader.topics():
-            return None
-        if self._marker not in reader.assignment():
+            if self._marker.topic not in await reader.topics():
+                return None
             reader.assign([self._marker])
-        reader.seek(self._marker, 0)
-        records = await reader.getmany(self._marker, timeout_ms=2000, max_records=1)
-        for batch in records.values():
-            for record in batch:
-                return bytes(record.value or b"").decode("utf-8", "replace")
-        return None
+            reader.seek(self._marker, 0)
+            records = await reader.getmany(self._marker, timeout_ms=2000, max_records=1)
+            for batch in records.values():
+                for record in batch:
+                    return bytes(record.value or b"").decode("utf-8", "replace")
+            return None
+        finally:
+            await reader.stop()
 
     async def check_marker(self) -> None:
+        async with self._checking:  # the watch and the relays (after an outage) both ask
+            await self._check_marker()
+
+    async def _check_marker(self) -> None:
         s = self.rt.settings
         value = await self._read_marker()
         if value is None:
@@ -386,24 +390,20 @@ class BrokerWatch:
             if value is None:
                 return
         if self.epoch is not None and value != self.epoch:
-            await self.on_broker_reset()
+            self.on_broker_reset()
         self.epoch = value
-        if self.republish_due:
-            await self.republish()
 
-    async def on_broker_reset(self) -> None:
+    def on_broker_reset(self) -> None:
+        s = self.rt.settings
         BROKER_RESETS.labels(service=self.rt.name).inc()
         log.warning("the broker lost its data; consumers read from the start, the outbox window is re-published",
-                    window_s=self.rt.settings.relay_republish_window_s)
+                    window_s=s.relay_republish_window_s)
         for group in self.rt.consumers:
             consumer = getattr(group.subscriber, "consumer", None)
             if consumer is not None:
-                with suppress(Exception):  # a rebalance in progress resets positions anyway
-                    await consumer.seek_to_beginning(*consumer.assignment())
-        self.republish_due = True
-
-    async def republish(self) -> None:
-        s = self.rt.settings
+                for tp in list(consumer.assignment()):
+                    with suppress(Exception):  # a rebalance in progress resets positions anyway
+                        consumer.seek(tp, 0)
         for relay in self.rt.db.relays:
-            await relay.republish_recent(s.relay_republish_window_s, s.relay_republish_max_rows)
-        self.republish_due = False
+            relay.republish = (s.relay_republish_window_s, s.relay_republish_max_rows)
+            relay.wake()

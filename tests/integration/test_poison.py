@@ -177,3 +177,39 @@ async def test_relay_keeps_rows_through_a_broker_outage(sqlite_url, make_setting
     assert await relay.flush() == 3
     assert sent == [e["event_id"] for e in events]
     rt.db.dispose()
+
+
+async def test_relay_sets_aside_a_row_the_broker_keeps_refusing_for_an_unknown_reason(sqlite_url, make_settings):
+    """The broker is up but answers one row with an error we do not recognise: it is tried a few
+    rounds (it may be the broker's hiccup), then set aside; the other keys are not held back."""
+    settings = make_settings(database_url=sqlite_url)
+    rt = Runtime.create("ingest", settings)
+    rt.migrate()
+    bad = f.program("P-BAD")
+    good = [f.program(f"P-{i}") for i in range(3)]
+    sent: list[str] = []
+
+    async def publish(topic: str, key: str, value: bytes) -> None:
+        if key == "P-BAD":
+            raise RuntimeError("the broker says no")
+        sent.append(json.loads(value)["event_id"])
+
+    async def broker_up() -> bool:
+        return True
+
+    relay = OutboxRelay(rt.db, IngestOutbox, publish)
+    relay.broker_up = broker_up
+    with rt.db.unit_of_work() as s:
+        for e in [bad, *good]:
+            s.add(IngestOutbox(event_id=e["event_id"], topic="t", key=e["key"], value=json.dumps(e).encode()))
+    for _ in range(2):
+        with pytest.raises(RuntimeError):
+            await relay.flush()
+    assert sorted(sent) == sorted(e["event_id"] for e in good)  # sent in the first round, once
+    assert await relay.flush() == 0  # third round: set aside
+    with rt.db.read() as s:
+        row = s.exec(select(IngestOutbox).where(IngestOutbox.event_id == bad["event_id"])).one()
+        letter = s.exec(select(IngestDeadLetter)).one()
+    assert row.failed_at is not None and row.error == "RuntimeError: the broker says no"
+    assert (letter.stage, letter.key) == ("relay", b"P-BAD")
+    rt.db.dispose()
