@@ -344,7 +344,13 @@ class BrokerWatch:
                     with suppress(Exception):  # offset 0: below a real log's start, the reset policy applies
                         consumer.seek(tp, 0)
                     continue
-                lag = highwater - position
+                # Behind = not yet committed (a batch fetched but stuck in the handler still counts).
+                try:
+                    committed = await asyncio.wait_for(consumer.committed(tp), timeout=1.0)
+                except Exception:
+                    committed = None
+                # nothing committed yet: the group starts from the beginning (auto_offset_reset)
+                lag = max(0, highwater - (committed if committed is not None else 0))
                 total += lag
                 CONSUMER_LAG.labels(service=self.rt.name, topic=tp.topic, partition=str(tp.partition)).set(lag)
             if not known:
