@@ -385,7 +385,15 @@ class OutboxRelay(Worker):
                     # Before publishing anything new: does the broker still hold what we sent? If
                     # it lost it, `republish` is set and the old window goes out first, so every
                     # program's events keep their order. (A few milliseconds: one marker read.)
-                    await self.verify_broker()
+                    try:
+                        await self.verify_broker()
+                    except Exception as exc:
+                        if await self._is_transient(exc):
+                            raise  # the broker is away: publish nothing until it is back and checked
+                        # The marker cannot be read or written (e.g. no rights on a managed
+                        # cluster): never let that hold events back.
+                        log.warning("broker marker unavailable; publishing without the check",
+                                    table=table, error=f"{type(exc).__name__}: {exc}"[:300])
                     verified = True
                 if self.republish is not None:
                     await self._republish_recent(*self.republish)

@@ -149,7 +149,7 @@ class Runtime:
 
     def liveness(self) -> tuple[bool, dict[str, Any]]:
         """The process runs, its event loop answers, and no background task has died."""
-        dead = [t.get_name() for t in self.tasks if t.done() and not t.cancelled()]
+        dead = [t.get_name() for t in self.tasks if t.done() and not t.cancelled() and t.exception() is not None]
         return not dead, {"service": self.name, "loop_lag_s": round(self.loop_lag_s, 3), "dead_tasks": dead}
 
     async def _measure_loop(self, period: float = 0.5) -> None:
@@ -381,7 +381,7 @@ class BrokerWatch:
             await reader.stop()
 
     async def check_marker(self) -> None:
-        async with self._checking:  # the watch and the relays (after an outage) both ask
+        async with self._checking:  # the watch and the relays (before each flush) both ask
             await self._check_marker()
 
     async def _check_marker(self) -> None:
