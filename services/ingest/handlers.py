@@ -13,7 +13,6 @@ import asyncio
 import json
 
 from faststream import Context
-from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
 
 from contracts import MAX_EVENT_BYTES
@@ -21,7 +20,7 @@ from contracts.topics import INBOUND
 from services.common.auth import Access, Identity
 from services.common.consumer import batch_subscriber, record_lag
 from services.common.db import OutboxRelay
-from services.common.messaging import Incoming, dead_letter, header, records_of
+from services.common.messaging import Incoming, header, records_of
 from services.common.runtime import Runtime
 from services.ingest import service
 from services.ingest.domain import Problem
@@ -50,7 +49,6 @@ def identities(access: Access, tokens: list[str | None]) -> list[Identity | None
 
 
 def register(rt: Runtime, relay: OutboxRelay, access: Access) -> None:
-    broker: KafkaBroker = rt.broker
     settings = rt.settings
     policy = service.policy_from(settings)
 
@@ -78,4 +76,4 @@ def register(rt: Runtime, relay: OutboxRelay, access: Access) -> None:
             why = reason(problem, note)
             REJECTED.labels(path="kafka", reason=problem.stage).inc()
             stage = "auth" if problem.stage == "rights" else problem.stage
-            await dead_letter(broker, settings, "ingest", Incoming(rec, None, why, raw), stage)
+            await rt.dead_letter(Incoming(rec, None, why, raw), stage)
