@@ -1,11 +1,14 @@
 """`execwatch up` supervises what it started: a killed service comes back, a killed embedded broker
 comes back (empty: the services notice and re-send what was in flight), and SIGTERM stops every
-process. Events go in through ingest over HTTP; the budget view must hold each exactly once."""
+process (the staff web included). Events go in through ingest over HTTP, as a department system
+configured with its own key (not the demo: `up` without --demo refuses demo tokens and makes its own
+secrets); the budget view must hold each exactly once."""
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -27,7 +30,9 @@ from services.common.db import Database
 from services.common.embedded import free_port
 from tests import factories as f
 
-AUTH = {"Authorization": f"Bearer {f.TOKEN}"}
+#: a department system's key as an operator would configure it (`up` without --demo refuses demo tokens)
+TOKEN = "supervision-" + secrets.token_urlsafe(24)
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @dataclass
@@ -68,11 +73,12 @@ def _wait(what: str, probe: Callable[[], Any], timeout: float = 180.0) -> Any:
 
 @pytest.fixture
 def up(tmp_path: Path) -> Iterator[Up]:
-    ports = {svc: free_port() for svc in ("ingest", "budget", "programs", "notify")}
+    ports = {svc: free_port() for svc in ("ingest", "budget", "programs", "notify", "web")}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "EXECWATCH_", "DATABASE_URL"))}
     env.update({f"EXECWATCH_{svc.upper()}_PORT": str(p) for svc, p in ports.items()},
                EXECWATCH_CONSUMER_SESSION_TIMEOUT_MS="2000", EXECWATCH_BROKER_WATCH_INTERVAL_S="1",
-               EXECWATCH_CONSUMER_BATCH_SIZE="50", XDG_RUNTIME_DIR=str(tmp_path / "run"))
+               EXECWATCH_CONSUMER_BATCH_SIZE="50", XDG_RUNTIME_DIR=str(tmp_path / "run"),
+               EXECWATCH_INGEST_SOURCES=json.dumps({f.SOURCE: TOKEN}))
     (tmp_path / "run").mkdir()
     log = tmp_path / "up.log"
     with open(log, "w") as out:
@@ -143,6 +149,14 @@ def test_killed_service_is_restarted_and_sigterm_stops_everything(up: Up) -> Non
     _wait("budget restarted", lambda: up.runtime()["pids"].get("budget") not in (None, budget_pid))
     assert "budget exited with code -9; restarting" in up.output()
     _assert_view(db, programs, days, len(events))
+
+    # The staff web is a supervised child like the services.
+    web_pid = up.runtime()["pids"]["web"]
+    os.kill(web_pid, signal.SIGKILL)
+    _wait("web restarted", lambda: up.runtime()["pids"].get("web") not in (None, web_pid))
+    _wait("web answering", lambda: httpx.get(f"http://127.0.0.1:{up.ports['web']}/healthz", timeout=5)
+          .status_code == 200, timeout=60)
+    assert "web exited with code -9; restarting" in up.output()
 
     # Beside the running system, with no environment: what budget set aside is listed.
     producer = KafkaProducer(bootstrap_servers=up.runtime()["bootstrap"], acks="all")

@@ -37,7 +37,7 @@ async def test_broker_that_lost_its_data_gets_what_was_in_flight_again(db_url, m
     programs, days = range(20), 8
     events = _events(programs, range(days))
     first = len(programs) * 4
-    resets_before = REGISTRY.get_sample_value("execwatch_broker_resets_total", {"service": "budget"}) or 0.0
+    resets_before = REGISTRY.get_sample_value("execwatch_broker_resets_total", {"execwatch_service": "budget"}) or 0.0
     try:
         async with running(ingest, budget) as (client, _):
             assert all(app.state.runtime.watch.epoch for app in (ingest, budget))  # read at start
@@ -63,7 +63,7 @@ async def test_broker_that_lost_its_data_gets_what_was_in_flight_again(db_url, m
                                           .group_by(BudgetSnapshot.program_id)).all())
             assert rows == {f"P{p:03d}": days * 1000 + p for p in programs}
             assert per_program == {f"P{p:03d}": days for p in programs}
-            resets = REGISTRY.get_sample_value("execwatch_broker_resets_total", {"service": "budget"})
+            resets = REGISTRY.get_sample_value("execwatch_broker_resets_total", {"execwatch_service": "budget"})
             assert resets == resets_before + 1
     finally:
         broker.stop()

@@ -128,7 +128,8 @@ async def test_relay_sets_aside_a_row_the_broker_refuses_and_sends_the_others_on
     async with running(http_app(rt, "test", start_broker=True)):
         with rt.db.unit_of_work() as s:
             for e in rows:
-                s.add(IngestOutbox(event_id=e["event_id"], topic=topic, key=e["key"], value=json.dumps(e).encode()))
+                s.add(IngestOutbox(event_id=e["event_id"], source="test", source_event_id=e["event_id"], topic=topic,
+                                   key=e["key"], value=json.dumps(e).encode()))
         assert await relay.flush() == 8
         assert await relay.flush() == 0  # nothing left, nothing re-sent
         seen = await _topic_ids(kafka.bootstrap, topic, 8)
@@ -167,7 +168,8 @@ async def test_relay_keeps_rows_through_a_broker_outage(sqlite_url, make_setting
     events = [f.program("P-1") for _ in range(3)]
     with rt.db.unit_of_work() as s:
         for e in events:
-            s.add(IngestOutbox(event_id=e["event_id"], topic="t", key=e["key"], value=json.dumps(e).encode()))
+            s.add(IngestOutbox(event_id=e["event_id"], source="test", source_event_id=e["event_id"], topic="t",
+                               key=e["key"], value=json.dumps(e).encode()))
     broker_down = True
     with pytest.raises(type(error)):
         await relay.flush()
@@ -201,7 +203,8 @@ async def test_relay_sets_aside_a_row_the_broker_keeps_refusing_for_an_unknown_r
     relay.broker_up = broker_up
     with rt.db.unit_of_work() as s:
         for e in [bad, *good]:
-            s.add(IngestOutbox(event_id=e["event_id"], topic="t", key=e["key"], value=json.dumps(e).encode()))
+            s.add(IngestOutbox(event_id=e["event_id"], source="test", source_event_id=e["event_id"], topic="t",
+                               key=e["key"], value=json.dumps(e).encode()))
     for _ in range(2):
         with pytest.raises(RuntimeError):
             await relay.flush()
