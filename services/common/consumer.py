@@ -136,19 +136,29 @@ async def apply_isolating_poison(rt: Runtime, items: list[Incoming],
                                  apply: Callable[[list[AnyEvent]], R]) -> list[R]:
     """Apply the events in one unit of work; if that fails for any reason but an outage, apply
     them one by one and dead-letter each event that fails on its own ("apply" stage)."""
-    events = [i.event for i in items if i.event is not None]
+
+    def apply_events(batch: list[Incoming]) -> R:
+        return apply([i.event for i in batch if i.event is not None])
+
+    return await isolate_poison(rt, items, apply_events)
+
+
+async def isolate_poison(rt: Runtime, items: list[Incoming], apply: Callable[[list[Incoming]], R]) -> list[R]:
+    """`apply(items)` in a thread; if it fails for any reason but an outage, `apply([item])` for each
+    item, and dead-letter ("apply" stage) each one that fails on its own. An outage (the database
+    does not answer) raises, so the batch is redelivered."""
     attempts = 0
     while True:
         attempts += 1
         try:
-            return [await asyncio.to_thread(apply, events)]
+            return [await asyncio.to_thread(apply, items)]
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             if is_transient(exc):
                 if not await asyncio.to_thread(rt.db.ping):
                     # The database is unreachable: nothing is committed, so nack and let Kafka redeliver.
-                    log.error("database unavailable; batch will be redelivered", events=len(events),
+                    log.error("database unavailable; batch will be redelivered", events=len(items),
                               error=f"{type(exc).__name__}: {exc}"[:300])
                     await asyncio.sleep(1.0)
                     raise
@@ -159,9 +169,9 @@ async def apply_isolating_poison(rt: Runtime, items: list[Incoming],
                 error = f"{type(exc).__name__}: {exc}"[:4000]
                 await rt.dead_letter(Incoming(items[0].record, None, error, items[0].raw), "apply")
                 return []
-            log.warning("batch failed; applying one by one", events=len(events),
+            log.warning("batch failed; applying one by one", events=len(items),
                         error=f"{type(exc).__name__}: {exc}"[:500])
             out: list[R] = []
             for item in items:
-                out += await apply_isolating_poison(rt, [item], apply)
+                out += await isolate_poison(rt, [item], apply)
             return out

@@ -449,7 +449,10 @@ def _driver_outages() -> tuple[type[BaseException], ...]:
     return tuple(found)
 
 
-_DRIVER_OUTAGES = _driver_outages()
+#: outages, as SQLAlchemy or the drivers raise them, and the network's own
+_OUTAGES: tuple[type[BaseException], ...] = (
+    sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.DisconnectionError, sa.exc.TimeoutError, ConnectionError,
+    TimeoutError, *_driver_outages())
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -457,8 +460,7 @@ def is_transient(exc: BaseException) -> bool:
     something wrong with one event or row, which retrying cannot fix. (The consumer asks the
     database before it believes a database error is an outage: "database is locked" or a
     syntax error on an answering database is the event's, after a few tries.)"""
-    if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError | sa.exc.DisconnectionError
-                  | sa.exc.TimeoutError | ConnectionError | TimeoutError) or isinstance(exc, _DRIVER_OUTAGES):
+    if isinstance(exc, _OUTAGES):
         return True
     if isinstance(exc, KafkaError):
         return bool(getattr(exc, "retriable", False)) or isinstance(
