@@ -7,6 +7,7 @@
     execwatch contracts write|check  regenerate / verify the committed JSON Schemas
     execwatch db upgrade|revision    Alembic migrations per service
     execwatch deadletter list        what was set aside, by which service, and why
+    execwatch deadletter redrive     publish set-aside messages again (after a fix)
     execwatch notify redrive         send failed alert mails (and webhooks) again
     execwatch keys create|list|revoke|rotate|grant   API keys and publishing rights
     execwatch smtp-sink              a local mail server that prints what it receives
@@ -15,6 +16,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -104,11 +106,64 @@ def _db(args: argparse.Namespace) -> int:
 
 
 def _deadletter(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    if args.action == "list" and args.topic:
+        return _deadletter_topic(args)
+    if args.action == "redrive":
+        return _redrive(args)
+    from services.common.deadletters import stored_dead_letters
+
+    services: Sequence[ServiceName] = [args.service] if args.service else SERVICES
+    letters = stored_dead_letters(settings, services, args.limit, pending_only=args.pending)
+    for d in letters:
+        where = f"{d.topic}@{d.partition}:{d.offset}" if d.partition is not None else d.topic
+        state = f"redriven {d.redriven_at:%Y-%m-%d %H:%M:%S}" if d.redriven_at else "pending"
+        key = d.key.decode("utf-8", "replace") if d.key is not None else None
+        print(f"{d.ref:14} {d.created_at:%Y-%m-%d %H:%M:%S} stage={d.stage} key={key} from {where} "
+              f"{len(d.value)} bytes, {state}")
+        print(f"    error: {d.error[:500]}")
+        if args.show_value:
+            print(f"    value: {d.value[:2000].decode('utf-8', 'replace')}")
+    print(f"{len(letters)} dead letter(s)")
+    return 0
+
+
+def _redrive(args: argparse.Namespace) -> int:
+    from kafka import KafkaProducer
+
+    from services.common.deadletters import redrive
+
+    settings = get_settings()
+    if not args.ids and not args.all:
+        print("deadletter redrive needs SERVICE:ID... or --all", file=sys.stderr)
+        return 2
+    if not settings.kafka_bootstrap_servers:
+        print("KAFKA_BOOTSTRAP_SERVERS is not set (and no running `execwatch up` was found)", file=sys.stderr)
+        return 2
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+
+    def publish(topic: str, key: bytes | None, value: bytes) -> None:
+        producer.send(topic, value, key=key).get(timeout=30)  # confirmed before it is marked redriven
+
+    try:
+        done = redrive(settings, publish, args.ids, everything=args.all)
+    except (ValueError, LookupError) as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    finally:
+        producer.close()
+    for d in done:
+        print(f"{d.ref:14} → {d.topic}")
+    print(f"{len(done)} dead letter(s) redriven")
+    return 0
+
+
+def _deadletter_topic(args: argparse.Namespace) -> int:
     from services.common.deadletters import read_dead_letters
 
     settings = get_settings()
     if not settings.kafka_bootstrap_servers:
-        print("KAFKA_BOOTSTRAP_SERVERS is not set", file=sys.stderr)
+        print("KAFKA_BOOTSTRAP_SERVERS is not set (and no running `execwatch up` was found)", file=sys.stderr)
         return 2
     n = 0
     for d in read_dead_letters(settings.kafka_bootstrap_servers, settings.topic_prefix, args.limit):
@@ -140,6 +195,8 @@ def _notify(args: argparse.Namespace) -> int:
     print("the running notify service sends them within seconds; `GET /v1/notifications?status=failed` shows "
           "what is still failing")
     return 0
+
+
 def _keys(args: argparse.Namespace) -> int:
     from services.auth.cli import run
 
@@ -219,12 +276,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rev-id", help="revision id, e.g. budget_0002")
     p.set_defaults(func=_db)
 
-    p = sub.add_parser("deadletter", help="list what was dead-lettered, by whom and why",
-                       description="Read execwatch.deadletter without joining a consumer group. Fix an event "
-                                   "and send it again through ingest; its event_id makes a resend safe.")
-    p.add_argument("action", choices=["list"])
-    p.add_argument("--limit", type=int, default=50, help="newest N per partition (default 50)")
+    p = sub.add_parser("deadletter", help="list or redrive what was dead-lettered, by whom and why",
+                       description="Each service keeps what it set aside in its own database: messages it could "
+                                   "not use (stage contract, auth, apply) and outbox rows the broker refused "
+                                   "(stage relay). `redrive` publishes them again to the topic they came from; "
+                                   "event ids make that safe.")
+    p.add_argument("action", choices=["list", "redrive"])
+    p.add_argument("ids", nargs="*", metavar="SERVICE:ID", help="redrive these (as listed, e.g. budget:17)")
+    p.add_argument("--all", action="store_true", help="redrive every dead letter not redriven yet")
+    p.add_argument("--service", choices=SERVICES, help="list only this service's")
+    p.add_argument("--pending", action="store_true", help="list only those not redriven yet")
+    p.add_argument("--limit", type=int, default=50, help="newest N per service (default 50)")
     p.add_argument("--show-value", action="store_true", help="also print the message (first 2,000 bytes)")
+    p.add_argument("--topic", action="store_true",
+                   help="list the execwatch.deadletter topic instead (headers as published; no group joined)")
     p.set_defaults(func=_deadletter)
 
     p = sub.add_parser("notify", help="operate the notify service's deliveries",
@@ -259,7 +324,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: commands that start what they need themselves; every other one talks to what is running
+_STARTING = {"up", "serve", "smtp-sink"}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not _STARTING.intersection(argv[:1]):
+        from services.local import apply_discovery
+
+        # Beside a running `execwatch up`: its broker, databases and ports, unless the environment says otherwise.
+        if apply_discovery(os.environ) is not None:
+            get_settings.cache_clear()
     args = build_parser().parse_args(argv)
     code: int = args.func(args)
     return code

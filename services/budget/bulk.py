@@ -108,7 +108,12 @@ def run(conn: sa.Connection, sql: str, work: Callable[[Any], Any]) -> Any:
     dbapi_conn = conn.connection.dbapi_connection
     assert dbapi_conn is not None
     error = conn.dialect.loaded_dbapi.Error
-    cur = dbapi_conn.cursor()
+    try:
+        # Opening the cursor fails too when the server went away: an outage, which the consumer
+        # must see as SQLAlchemy's OperationalError (retry the batch), not as the event's fault.
+        cur = dbapi_conn.cursor()
+    except error as exc:
+        raise sa.exc.DBAPIError.instance(sql, None, exc, error) from exc
     try:
         return work(cur)
     except error as exc:

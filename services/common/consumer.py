@@ -1,15 +1,18 @@
 """The one way services consume: batches, poison aside, one DB commit, then the offset.
 
 `consume()` registers a FastStream batch subscriber with AckPolicy.NACK_ON_ERROR: the offsets
-of a batch are committed only when the handler returns, i.e. after the database commit. A
-database outage raises, so the batch is redelivered; a message the database rejects on its own
-(a constraint or data error) is isolated by applying the batch one event at a time, and
-dead-lettered, so one bad event cannot stall its partition.
+of a batch are committed only when the handler returns, i.e. after the database commit. Only an
+outage (the database unreachable) makes the batch fail and be redelivered; any other error says
+"one of these events" and is isolated by applying the batch one event at a time: the event that
+fails alone is dead-lettered with the reason, the others are applied. So one bad event cannot stall
+its partition, whatever it raises — by construction, not by a list of exception types.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -17,20 +20,20 @@ from aiokafka import ConsumerRecord, TopicPartition
 from faststream import AckPolicy, Context
 from faststream.kafka.message import KafkaMessage
 from faststream.message import StreamMessage
-from sqlalchemy.exc import DataError, IntegrityError, OperationalError, StatementError
 
 from contracts import AnyEvent
+from services.common.db import is_transient
 from services.common.logging import get_logger
-from services.common.messaging import Incoming, dead_letter, decode_batch, documented_as_events, records_of
+from services.common.messaging import Incoming, decode_batch, documented_as_events, records_of
 from services.common.metrics import CONSUMER_LAG
-from services.common.runtime import Runtime
+from services.common.runtime import ConsumerGroup, Runtime
 
 log = get_logger(__name__)
 R = TypeVar("R")
 
-#: Errors that say "this event", not "the database": retried one by one, then dead-lettered.
-EVENT_ERRORS = (IntegrityError, DataError, ValueError)
-
+#: A lone event that fails with an outage-like error while the database answers is tried this
+#: many times (a lock, a failover) before it is judged to be the event's own fault.
+LONE_EVENT_ATTEMPTS = 3
 
 Handler = Callable[..., Awaitable[None]]
 
@@ -45,9 +48,10 @@ async def raw_batch(msg: StreamMessage[Any]) -> list[bytes]:
 def batch_subscriber(
     rt: Runtime, topics: list[str], *, group_id: str, title: str, description: str
 ) -> Callable[[Handler], object]:
-    """A FastStream batch subscriber whose offsets are committed when the handler returns."""
+    """A FastStream batch subscriber whose offsets are committed when the handler returns. The
+    runtime learns of it (lag, progress, offsets beyond a partition's end after a broker reset)."""
     s = rt.settings
-    decorator: Callable[[Handler], object] = rt.broker.subscriber(
+    subscriber = rt.broker.subscriber(
         *[s.topic(t) for t in topics],
         group_id=group_id,
         batch=True,
@@ -61,7 +65,19 @@ def batch_subscriber(
         title=title,
         description=description,
     )
-    return decorator
+    group = ConsumerGroup(group_id, subscriber)
+    rt.consumers.append(group)
+
+    def decorate(handler: Handler) -> object:
+        @functools.wraps(handler)  # FastStream reads the handler's signature (Context arguments)
+        async def tracked(*args: Any, **kwargs: Any) -> None:
+            await handler(*args, **kwargs)
+            group.progressed_at = time.monotonic()  # returned: the batch's offsets are committed
+
+        decorated: object = subscriber(tracked)
+        return decorated
+
+    return decorate
 
 
 def record_lag(service: str, consumer: Any, records: Sequence[ConsumerRecord[Any, Any]]) -> dict[tuple[str, int], int]:
@@ -101,34 +117,62 @@ def consume(
         record_lag(rt.name, getattr(message, "consumer", None), records)
         items = decode_batch(records)
         for bad in (i for i in items if i.event is None):
-            await dead_letter(rt.broker, rt.settings, rt.name, bad, "contract")
+            await rt.dead_letter(bad, "contract")
         good = [i for i in items if i.event is not None]
         if not good:
             return
-        results = await _apply_isolating_poison(rt, good, apply)
+        results = await apply_isolating_poison(rt, good, apply)
         if after_commit is not None:
             for result in results:
-                await after_commit(result)
+                try:
+                    await after_commit(result)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # committed is committed: redelivering would change nothing
+                    log.warning("after-commit step failed; its worker retries",
+                                error=f"{type(exc).__name__}: {exc}"[:300])
 
 
-async def _apply_isolating_poison(rt: Runtime, items: list[Incoming],
-                                  apply: Callable[[list[AnyEvent]], R]) -> list[R]:
-    events = [i.event for i in items if i.event is not None]
-    try:
-        return [await asyncio.to_thread(apply, events)]
-    except OperationalError:
-        # The database is unreachable: nothing is committed, so nack and let Kafka redeliver.
-        log.error("database unavailable; batch will be redelivered", events=len(events))
-        await asyncio.sleep(1.0)
-        raise
-    except (*EVENT_ERRORS, StatementError) as exc:
-        if len(items) == 1:
-            await dead_letter(rt.broker, rt.settings, rt.name,
-                              Incoming(items[0].record, None, f"{type(exc).__name__}: {exc}"[:2000],
-                                       items[0].raw), "apply")
-            return []
-        log.warning("batch rejected by the database; applying one by one", error=str(exc)[:500])
-        out: list[Any] = []
-        for item in items:
-            out += await _apply_isolating_poison(rt, [item], apply)
-        return out
+async def apply_isolating_poison(rt: Runtime, items: list[Incoming],
+                                 apply: Callable[[list[AnyEvent]], R]) -> list[R]:
+    """Apply the events in one unit of work; if that fails for any reason but an outage, apply
+    them one by one and dead-letter each event that fails on its own ("apply" stage)."""
+
+    def apply_events(batch: list[Incoming]) -> R:
+        return apply([i.event for i in batch if i.event is not None])
+
+    return await isolate_poison(rt, items, apply_events)
+
+
+async def isolate_poison(rt: Runtime, items: list[Incoming], apply: Callable[[list[Incoming]], R]) -> list[R]:
+    """`apply(items)` in a thread; if it fails for any reason but an outage, `apply([item])` for each
+    item, and dead-letter ("apply" stage) each one that fails on its own. An outage (the database
+    does not answer) raises, so the batch is redelivered."""
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            return [await asyncio.to_thread(apply, items)]
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if is_transient(exc):
+                if not await asyncio.to_thread(rt.db.ping):
+                    # The database is unreachable: nothing is committed, so nack and let Kafka redeliver.
+                    log.error("database unavailable; batch will be redelivered", events=len(items),
+                              error=f"{type(exc).__name__}: {exc}"[:300])
+                    await asyncio.sleep(1.0)
+                    raise
+                if len(items) == 1 and attempts < LONE_EVENT_ATTEMPTS:
+                    await asyncio.sleep(0.5 * attempts)  # a lock or a failover: try the event again
+                    continue
+            if len(items) == 1:
+                error = f"{type(exc).__name__}: {exc}"[:4000]
+                await rt.dead_letter(Incoming(items[0].record, None, error, items[0].raw), "apply")
+                return []
+            log.warning("batch failed; applying one by one", events=len(items),
+                        error=f"{type(exc).__name__}: {exc}"[:500])
+            out: list[R] = []
+            for item in items:
+                out += await isolate_poison(rt, [item], apply)
+            return out

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import hashlib
 import inspect
 import json
 import logging
@@ -21,6 +23,7 @@ from pydantic import GetJsonSchemaHandler, TypeAdapter
 from contracts import EVENT_MODELS, AnyEvent, ContractError, parse_event
 from contracts.limits import PRODUCER_MAX_REQUEST_BYTES
 from contracts.topics import ALL_TOPICS, DEADLETTER, INBOUND, TopicSpec
+from services.common.db import DEAD_LETTER_TABLES, Database, is_transient, record_dead_letter
 from services.common.logging import broker_logger, get_logger
 from services.common.metrics import FASTSTREAM_PREFIX, dead_lettered, progress_counters
 from services.common.settings import Settings
@@ -130,12 +133,15 @@ def header(record: ConsumerRecord[Any, Any] | None, name: str) -> str | None:
 
 
 async def dead_letter(
-    broker: KafkaBroker, settings: Settings, service: str, item: Incoming, stage: str = "decode"
+    broker: KafkaBroker, settings: Settings, service: str, item: Incoming, stage: str = "decode",
+    *, db: Database | None = None,
 ) -> None:
-    """Poison messages go aside with the error in headers, so the partition keeps moving."""
+    """Poison messages go aside with the error in headers, so the partition keeps moving; with `db`
+    they are also kept in the service's own database (what `execwatch deadletter` reads)."""
     rec = item.record
+    error = item.error or "unknown"
     headers = {
-        "x-error": (item.error or "unknown")[:4000],
+        "x-error": error[:4000],
         "x-error-stage": stage,
         "x-error-service": service,
         "x-original-topic": rec.topic if rec else "",
@@ -143,10 +149,29 @@ async def dead_letter(
         "x-original-offset": str(rec.offset) if rec else "",
     }
     key = rec.key if rec and isinstance(rec.key, bytes) else None
-    await broker.publish(item.raw, settings.topic(DEADLETTER.name), key=key, headers=headers)
+    table = DEAD_LETTER_TABLES.get(service)
+    if db is not None and table is not None:
+        ref = (f"{rec.topic}:{rec.partition}:{rec.offset}" if rec
+               else "sha256:" + hashlib.sha256(item.raw).hexdigest())
+        await asyncio.to_thread(record_dead_letter, db, table, ref=ref, stage=stage, error=error,
+                                topic=rec.topic if rec else "", key=key, value=item.raw,
+                                partition=rec.partition if rec else None, offset=rec.offset if rec else None)
+    topic = settings.topic(DEADLETTER.name)
+    try:
+        await broker.publish(item.raw, topic, key=key, headers=headers)
+    except Exception as exc:
+        if is_transient(exc):
+            raise  # the batch is redelivered and dead-lettered again (the database keeps one row)
+        # The topic refuses the message itself (e.g. larger than the producer allows): say so
+        # with the start of it; the database, when there is one, keeps it whole.
+        await broker.publish(item.raw[:_DEAD_LETTER_HEAD], topic, key=key,
+                             headers={**headers, "x-truncated": f"{len(item.raw)} bytes; {type(exc).__name__}"})
     dead_lettered(service, stage)
     log.warning("dead-lettered", stage=stage, error=item.error, topic=headers["x-original-topic"],
                 offset=headers["x-original-offset"])
+
+
+_DEAD_LETTER_HEAD = 64 * 1024
 
 
 def ensure_topics(bootstrap: str, prefix: str = "", specs: Iterable[TopicSpec] = ALL_TOPICS,

@@ -48,6 +48,21 @@ CONSUMER_LAG = Gauge(
     ["execwatch_service", "topic", "partition"], registry=REGISTRY,
 )
 
+OUTBOX_OLDEST_AGE = Gauge(
+    "execwatch_outbox_oldest_pending_age_seconds",
+    "age of the oldest outbox row not yet published (0 when the outbox is drained)", ["table"], registry=REGISTRY,
+)
+CONSUMER_STALLED = Gauge(
+    "execwatch_consumer_stalled_seconds",
+    "seconds since a consumer group last committed a batch while messages wait for it (0 when caught up)",
+    ["execwatch_service", "group"], registry=REGISTRY,
+)
+BROKER_RESETS = Counter(
+    "execwatch_broker_resets_total",
+    "times the broker came back without its data (marker gone); the outbox window was re-published",
+    ["execwatch_service"], registry=REGISTRY,
+)
+
 #: FastStream's prometheus middleware names its metrics `<prefix>_…`; ours is "execwatch".
 FASTSTREAM_PREFIX = "execwatch"
 

@@ -53,6 +53,24 @@ class Settings(BaseSettings):
     consumer_session_timeout_ms: int = Field(
         default=10_000, ge=1000, description="group session; a consumer's first join waits about half of it"
     )
+    broker_watch_interval_s: float = Field(
+        default=5.0, gt=0, description="how often each service checks the broker still has its data, and "
+                                      "measures its consumers' lag and progress"
+    )
+    relay_republish_window_s: float = Field(
+        default=3600.0, ge=0, description="after the broker lost its data, re-publish what the outbox sent "
+                                          "in this many seconds (consumers are idempotent)"
+    )
+    relay_republish_max_rows: int = Field(default=10_000, ge=0, description="…at most this many rows (newest)")
+
+    # --- health ----------------------------------------------------------------------------------
+    health_outbox_max_age_s: float = Field(
+        default=300.0, gt=0, description="/readyz fails when an outbox row waits longer than this to be published"
+    )
+    health_consumer_stall_s: float = Field(
+        default=300.0, gt=0, description="/readyz fails when a consumer with messages waiting has not committed "
+                                         "a batch for this long"
+    )
 
     # --- storage ---------------------------------------------------------------------------------
     database_url: str = Field(

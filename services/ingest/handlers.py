@@ -13,15 +13,14 @@ import asyncio
 import json
 
 from faststream import Context
-from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
 
 from contracts import MAX_EVENT_BYTES
 from contracts.topics import INBOUND
 from services.common.auth import Access, Identity
-from services.common.consumer import batch_subscriber, record_lag
+from services.common.consumer import batch_subscriber, isolate_poison, record_lag
 from services.common.db import OutboxRelay
-from services.common.messaging import Incoming, dead_letter, documented_as_events, header, records_of
+from services.common.messaging import Incoming, documented_as_events, header, records_of
 from services.common.runtime import Runtime
 from services.ingest import service
 from services.ingest.domain import Problem
@@ -50,7 +49,6 @@ def identities(access: Access, tokens: list[str | None]) -> list[Identity | None
 
 
 def register(rt: Runtime, relay: OutboxRelay, access: Access) -> None:
-    broker: KafkaBroker = rt.broker
     settings = rt.settings
     policy = service.policy_from(settings)
 
@@ -60,23 +58,35 @@ def register(rt: Runtime, relay: OutboxRelay, access: Access) -> None:
     async def on_inbound(values: list[bytes], message: KafkaMessage = Context("message")) -> None:
         records = records_of(message.raw_message)
         record_lag("ingest", getattr(message, "consumer", None), records)
-        raws = [r.value if isinstance(r.value, bytes) else bytes(r.value or b"") for r in records]
+        items = [Incoming(r, None, None, r.value if isinstance(r.value, bytes) else bytes(r.value or b""))
+                 for r in records]
         who = await asyncio.to_thread(identities, access, [header(rec, TOKEN_HEADER) for rec in records])
-        submissions = [service.Submission(raw, w) for raw, w in zip(raws, who, strict=True)]
-        outcome = await asyncio.to_thread(service.accept, rt.db, submissions, policy, access, all_or_nothing=False)
-        if outcome.accepted:
-            ACCEPTED.labels(path="kafka").inc(len(outcome.accepted))
-            relay.wake()
-        DUPLICATES.labels(path="kafka").inc(len(outcome.duplicates))
-        # After the outbox commit: a failure here redelivers the batch, whose stored events are
-        # then duplicates, and the dead letters are sent again (at least once).
-        problems = [*outcome.rejected, *outcome.forbidden, *(c.as_problem() for c in outcome.conflicts)]
-        for problem in sorted(problems, key=lambda p: p.index):
-            rec, raw = records[problem.index], raws[problem.index]
-            note = ""
-            if len(raw) > MAX_EVENT_BYTES:  # the dead letter must itself be publishable
-                raw, note = raw[:MAX_EVENT_BYTES], f" (dead letter holds its first {MAX_EVENT_BYTES:,} bytes)"
-            why = reason(problem, note)
-            REJECTED.labels(path="kafka", reason=problem.stage).inc()
-            stage = "auth" if problem.stage == "rights" else problem.stage
-            await dead_letter(broker, settings, "ingest", Incoming(rec, None, why, raw), stage)
+        sender = {id(item): w for item, w in zip(items, who, strict=True)}
+
+        def accept(batch: list[Incoming]) -> tuple[list[Incoming], service.Outcome]:
+            submissions = [service.Submission(i.raw, sender[id(i)]) for i in batch]
+            return batch, service.accept(rt.db, submissions, policy, access, all_or_nothing=False)
+
+        # One unit of work for the batch; a record that makes it fail for any reason but an outage
+        # is found by accepting them one by one, and dead-lettered (stage apply).
+        for batch, outcome in await isolate_poison(rt, items, accept):
+            await _after_accept(rt, relay, batch, outcome)
+
+
+async def _after_accept(rt: Runtime, relay: OutboxRelay, batch: list[Incoming], outcome: service.Outcome) -> None:
+    if outcome.accepted:
+        ACCEPTED.labels(path="kafka").inc(len(outcome.accepted))
+        relay.wake()
+    DUPLICATES.labels(path="kafka").inc(len(outcome.duplicates))
+    # After the outbox commit: a failure here redelivers the batch, whose stored events are
+    # then duplicates, and the dead letters are sent again (at least once).
+    problems = [*outcome.rejected, *outcome.forbidden, *(c.as_problem() for c in outcome.conflicts)]
+    for problem in sorted(problems, key=lambda p: p.index):
+        rec, raw = batch[problem.index].record, batch[problem.index].raw
+        note = ""
+        if len(raw) > MAX_EVENT_BYTES:  # the dead letter must itself be publishable
+            raw, note = raw[:MAX_EVENT_BYTES], f" (dead letter holds its first {MAX_EVENT_BYTES:,} bytes)"
+        why = reason(problem, note)
+        REJECTED.labels(path="kafka", reason=problem.stage).inc()
+        stage = "auth" if problem.stage == "rights" else problem.stage
+        await rt.dead_letter(Incoming(rec, None, why, raw), stage)

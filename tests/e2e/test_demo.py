@@ -174,6 +174,14 @@ def test_division_totals_as_of_the_report_date_equal_the_report(demo: Demo) -> N
     assert not problems, "\n".join(problems)
 
 
+def test_reads_need_a_key_and_the_demo_prints_its_own(demo: Demo) -> None:
+    url = demo.url("budget", "/v1/budget/summary")
+    assert httpx.get(url, params={"fiscal_year": 2025}, timeout=10).status_code == 401
+    assert "demo identities" in demo.output()
+    assert f"Authorization: Bearer {demo.key('operator')}" in demo.output()  # what a newcomer copies
+    assert _summary(demo)["total"]["programs"] > 50  # the January report's programs are in the view
+
+
 def test_the_reports_subtotals_and_total_are_in_the_view_as_printed(demo: Demo) -> None:
     """Beside the sums (within rounding, above), the view holds the report's own 소계 and 계: exactly."""
     summary = _settled(lambda: _summary(demo))
@@ -302,6 +310,6 @@ def test_mail_arrives_and_ctrl_c_stops_everything(demo: Demo) -> None:
     demo.proc.send_signal(signal.SIGINT)
     demo.proc.wait(60)
     assert demo.proc.returncode == 0, demo.output()
-    assert "execwatch is up" in demo.output()
+    assert "execwatch is up" in demo.output() and "demo: imported" in demo.output()
     leftover = subprocess.run(["pgrep", "-s", str(demo.proc.pid)], capture_output=True, text=True).stdout.split()
     assert leftover == [], f"processes left running: {leftover}"

@@ -34,6 +34,8 @@ async def test_ingest_accepts_while_kafka_is_down_and_publishes_when_it_is_back(
                 return (await client.get("/healthz")).status_code == 200
 
             await eventually(healthy, timeout=90, what="ingest to reconnect")
+            live = await client.get("/livez")  # the finished reconnect task is not a dead one
+            assert live.status_code == 200 and live.json()["dead_tasks"] == []
             consumer = AIOKafkaConsumer(settings.topic("execwatch.programs"), settings.topic("execwatch.budget"),
                                         bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest",
                                         group_id=f"{settings.topic_prefix}probe")

@@ -54,8 +54,8 @@ def test_every_route_of_every_service_declares_a_rule(make_settings, sqlite_url)
     apps = build_all(make_settings(database_url=sqlite_url), ManualClock(datetime(2025, 2, 3, tzinfo=UTC)))
     for name, app in apps.items():
         assert unruled_routes(app) == [], f"{name} has routes without an access rule"
-        ops = {r.path: r.rule for r in api_routes(app) if r.path in ("/healthz", "/metrics")}
-        assert all(rule is not None and rule.public for rule in ops.values()) and len(ops) == 2
+        ops = {r.path: r.rule for r in api_routes(app) if r.path in ("/livez", "/readyz", "/healthz", "/metrics")}
+        assert all(rule is not None and rule.public for rule in ops.values()) and len(ops) == 4
 
 
 def test_a_route_without_a_rule_is_found(make_settings, sqlite_url):
@@ -95,6 +95,8 @@ Sample = Callable[[World], dict[str, Any]]
 
 
 SAMPLES: dict[tuple[str, str], Sample] = {
+    ("GET", "/livez"): lambda w: {},
+    ("GET", "/readyz"): lambda w: {},
     ("GET", "/healthz"): lambda w: {},
     ("GET", "/metrics"): lambda w: {},
     ("GET", "/asyncapi.json"): lambda w: {},
@@ -143,7 +145,7 @@ def routes(apps: dict[str, FastAPI]) -> Iterator[tuple[str, str, RouteInfo]]:
 def expected(method: str, route: RouteInfo, caller: str) -> set[int]:
     rule = route.rule
     assert rule is not None
-    if rule.public:  # open: answered on its merits (/healthz is 503 here: no broker), never refused
+    if rule.public:  # open: answered on its merits (/readyz, /healthz are 503 here: no broker), never refused
         return OPEN
     if caller == "anonymous":
         return {401}

@@ -16,6 +16,7 @@ from sqlmodel import select
 
 from contracts import MAX_EVENT_BYTES, content_hash, parse_event
 from contracts.limits import TITLE_MAX
+from services.common.db import IngestDeadLetter
 from services.ingest import service
 from services.ingest.app import build
 from services.ingest.domain import scoped_id
@@ -254,6 +255,40 @@ async def test_inbound_same_id_other_content_is_dead_lettered_naming_both_hashes
     assert value == json.dumps(second).encode() and headers["x-error-stage"] == "conflict"
     assert content_hash(parse_event(first)) in headers["x-error"]
     assert content_hash(parse_event(second)) in headers["x-error"]
+
+
+async def test_an_inbound_record_that_fails_for_another_reason_is_set_aside_alone(kafka_app, monkeypatch):
+    """A record that makes the batch's unit of work fail (here a bug triggered by its title) is found
+    by accepting the batch's records one by one: it is dead-lettered (stage apply, in the topic and in
+    ingest's database) and the records beside it are stored; the offsets move on."""
+    rt = kafka_app.state.runtime
+    s = rt.settings
+    accept = service.accept
+
+    def buggy(db: Any, submissions: Any, *args: Any, **kwargs: Any) -> service.Outcome:
+        if any(b"POISON" in sub.data for sub in submissions):
+            raise RuntimeError("a bug this title triggers")
+        return accept(db, submissions, *args, **kwargs)
+
+    monkeypatch.setattr(service, "accept", buggy)
+    dead: list[tuple[bytes, dict[str, str]]] = []
+
+    @rt.broker.subscriber(s.topic("execwatch.deadletter"))
+    async def dlq(body: Any, message: KafkaMessage = Context("message")) -> None:
+        dead.append((message.body, message.headers))
+
+    before, poison, after = f.program("P-A"), f.program("P-B", title="POISON"), f.program("P-C")
+    values = [json.dumps(e).encode() for e in (before, poison, after)]
+    async with TestKafkaBroker(rt.broker) as br, running(kafka_app, as_role=None):
+        await br.publish_batch(*values, topic=s.topic("execwatch.inbound"), headers={"x-execwatch-token": f.TOKEN})
+    assert [r.source_event_id for r in stored(kafka_app)] == [before["event_id"], after["event_id"]]
+    [(value, headers)] = dead
+    assert value == values[1] and headers["x-error-stage"] == "apply"
+    assert headers["x-error"] == "RuntimeError: a bug this title triggers"
+    with rt.db.read() as session:
+        letters = session.exec(select(IngestDeadLetter)).all()
+    assert [(d.stage, d.error, d.value) for d in letters] == [
+        ("apply", "RuntimeError: a bug this title triggers", values[1])]
 
 
 async def test_inbound_publishing_rights_are_access_rules(kafka_app):

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from faststream.kafka import TestKafkaBroker
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.exc import OperationalError
 
 from contracts import AnyEvent
 from services.common.consumer import consume
@@ -34,13 +35,17 @@ def value(scraped: dict[tuple[str, frozenset[tuple[str, str]]], float], name: st
     return scraped.get((name, frozenset(labels.items())))
 
 
-async def test_a_failing_handler_is_counted_with_the_label_the_alert_rule_reads(make_settings, sqlite_url):
+async def test_a_failing_handler_is_counted_with_the_label_the_alert_rule_reads(make_settings, sqlite_url,
+                                                                                 monkeypatch):
     settings = make_settings(database_url=sqlite_url)
     rt = Runtime.create("budget", settings)
 
+    # What fails a batch (and is counted as an error) is an outage: anything else about one event
+    # is dead-lettered and the batch succeeds (tests/integration/test_poison.py).
     def apply(_: list[AnyEvent]) -> None:
-        raise RuntimeError("a bug")
+        raise OperationalError("INSERT …", None, ConnectionRefusedError("database down"))
 
+    monkeypatch.setattr(rt.db, "ping", lambda: False)
     consume(rt, ["execwatch.budget"], group_id="metrics-test", apply=apply, title="t", description="d")
     app = http_app(rt, "metrics test")
     topic = settings.topic("execwatch.budget")
@@ -50,7 +55,7 @@ async def test_a_failing_handler_is_counted_with_the_label_the_alert_rule_reads(
         # The series exists at 0 from start-up, so rate() sees the very first failure.
         assert value(before, "execwatch_received_processed_messages_total", **errors) == 0.0
         # The test broker hands the handler's exception back; a real one nacks and redelivers.
-        with pytest.raises(RuntimeError, match="a bug"):
+        with pytest.raises(OperationalError, match="database down"):
             await br.publish(json.dumps(f.snapshot()).encode(), topic, key=b"P-1")
         after = samples((await client.get("/metrics")).text)
     assert value(after, "execwatch_received_processed_messages_total", **errors) == 1.0
