@@ -1,4 +1,4 @@
-"""Plain DB-API statements for the budget batch's hot reads and writes.
+"""Plain DB-API statements for batches' hot reads and writes (budget's apply, ingest's accept).
 
 A batch writes hundreds of rows per table; SQLAlchemy's per-row parameter processing and the
 expanding IN of its statements cost more than the database's own work (profiled: about half of
