@@ -12,8 +12,8 @@ Prints each stage's time and the mail count.
 
 latency (every part real: tansu broker, `python -m services.notify` as its own process, SMTP sink
 in this process): grouping off (group_wait 0, group_interval 0, no quiet hours), alerts published
-to the alerts topic at a steady rate, each for its own program (info: only 담당 hears it, one
-mail each); an alert's latency is the sink's receipt of its mail minus its send time.
+to the alerts topic at a steady rate, each for its own program with its own contacts (info: only
+담당 hears it, one mail each); an alert's latency is the sink's receipt of its mail minus its send time.
 """
 
 from __future__ import annotations
@@ -51,14 +51,15 @@ DIVISIONS = ["경제정책과", "일자리정책과", "창업정책과", "대학
              "첨단산업과", "산업입지과"]
 
 
-def program_event(p: int) -> Any:
+def program_event(p: int, own_contacts: bool = False) -> Any:
+    """Program p of 과 p mod 9; its contacts are one of 20 people per role in that 과, or with
+    `own_contacts` people of its own (each mail then speaks of one program)."""
     pid = f"P{p:05d}"
     data = f.program(pid=pid, title=f"사업 {p}", division=DIVISIONS[p % len(DIVISIONS)])
-    person = (p // len(DIVISIONS)) % 20  # 20 people per role in each 과
+    person = p if own_contacts else (p // len(DIVISIONS)) % 20
     data["payload"]["contacts"] = [
-        {"role": "과장", "name": f"과장{person}", "phone": f"02-2133-{1000 + person:04d}"},
-        {"role": "팀장", "name": f"팀장{person}", "phone": f"02-2133-{2000 + person:04d}"},
-        {"role": "담당", "name": f"담당{person}", "phone": f"02-2133-{3000 + person:04d}"},
+        {"role": role, "name": f"{role}{person}", "phone": f"02-{digit}{person // 10_000:03d}-{person % 10_000:04d}"}
+        for role, digit in (("과장", 1), ("팀장", 2), ("담당", 3))
     ]
     return parse_event(data)
 
@@ -177,7 +178,8 @@ async def latency(args: argparse.Namespace) -> None:
         programs_topic, alerts_topic = f"{prefix}execwatch.programs", f"{prefix}execwatch.alerts"
         count = int(args.rate * args.seconds)
         for p in range(count):  # the register first, so each alert has its 담당
-            await producer.send(programs_topic, dump_event(program_event(p)), key=f"P{p:05d}".encode())
+            await producer.send(programs_topic, dump_event(program_event(p, own_contacts=True)),
+                                key=f"P{p:05d}".encode())
         await producer.flush()
         await asyncio.sleep(8)  # the group joins and the register is applied
         load = os.getloadavg()[0]
