@@ -97,7 +97,7 @@ def apply_batch(db: Database, cfg: Config, events: list[AnyEvent], today: date) 
 def _effective_day(session: Session, today: date, advance: bool) -> date | None:
     """`today`, or the latest day already judged when the clock is behind it (None for a
     check that would go back in time: it has nothing to add)."""
-    row = session.get(CheckClock, "checks")
+    row = session.get(CheckClock, "checks", populate_existing=True)  # another writer may have moved it
     if row is not None and today < row.checked_through:
         return None if advance else row.checked_through
     if advance:
@@ -286,24 +286,42 @@ def _set_target(session: Session, data: _Loaded, event: TargetSetEvent, result: 
 
 def check_all(db: Database, cfg: Config, today: date) -> BatchResult:
     """The scheduled pass over every program (also what `--as-of` and replays run)."""
-    result = BatchResult()
     with db.unit_of_work() as session:
-        _lock(session)
-        if _effective_day(session, today, advance=True) is not None:
-            _reconcile(session, cfg, today, None, result)
+        return _check_all(session, cfg, today)
+
+
+def _check_all(session: Session, cfg: Config, today: date, held: list[_Loaded] | None = None) -> BatchResult:
+    result = BatchResult()
+    _lock(session)
+    if _effective_day(session, today, advance=True) is not None:
+        data = _load(session, None, refresh=held is not None)
+        if held is not None:
+            held[:] = [data]
+        _reconcile(session, cfg, today, None, result, data)
     return result
 
 
 def replay(db: Database, cfg: Config, start: date, end: date) -> BatchResult:
     """Re-run the checks for each day of [start, end], in order, as the clock would have: each
-    day commits on its own, and a day already checked emits nothing new."""
+    day commits on its own, and a day already checked emits nothing new.
+
+    One session serves every day: each day still reads every row again (refreshing what another
+    writer changed), but into the objects of the day before, which are kept, instead of building
+    them anew (that was half the time of a day's checks)."""
     total = BatchResult()
+    held: list[_Loaded] = []  # the last day's rows: the session's identity map holds them weakly
     day = start
-    while day <= end:
-        r = check_all(db, cfg, day)
-        total.alerts += r.alerts
-        total.by_rule.update(r.by_rule)
-        day += timedelta(days=1)
+    with Session(db.engine, expire_on_commit=False) as session:
+        while day <= end:
+            try:
+                r = _check_all(session, cfg, day, held)
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+            total.alerts += r.alerts
+            total.by_rule.update(r.by_rule)
+            day += timedelta(days=1)
     return total
 
 
@@ -341,9 +359,11 @@ class _Loaded:
         self.alerts_by_program.setdefault(row.program_id, []).append(row)
 
 
-def _load(session: Session, program_ids: list[str] | None) -> _Loaded:
+def _load(session: Session, program_ids: list[str] | None, refresh: bool = False) -> _Loaded:
+    """`refresh`: rows already in the session are overwritten with what the database holds."""
     def where(stmt: Any, table: Any) -> Any:
-        return stmt if program_ids is None else stmt.where(col(table.program_id).in_(program_ids))
+        stmt = stmt if program_ids is None else stmt.where(col(table.program_id).in_(program_ids))
+        return stmt.execution_options(populate_existing=True) if refresh else stmt
 
     if program_ids is not None and not program_ids:
         return _Loaded({}, {}, {}, {}, {})
