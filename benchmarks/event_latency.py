@@ -75,7 +75,7 @@ async def main() -> None:
         [sys.executable, "-m", "services.ingest"],
         env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "EXECWATCH_TOPIC_PREFIX": prefix,
              "DATABASE_URL": f"sqlite:///{tmp}/ingest.db", "EXECWATCH_INGEST_PORT": str(ingest_port),
-             "EXECWATCH_LOG_LEVEL": "WARNING"})
+             "EXECWATCH_LOG_LEVEL": "WARNING", "EXECWATCH_DEMO": "true"})  # publishes with demo-token
     try:
         ensure_topics(broker.bootstrap, prefix)
         await publish(broker.bootstrap, settings.topic("execwatch.budget"), lines(args.programs))

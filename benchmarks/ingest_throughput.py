@@ -3,14 +3,18 @@ outbox relay gets them onto Kafka. Real parts: the ingest service as its own pro
 (`python -m services.ingest`), the embedded tansu broker, SQLite or PostgreSQL.
 
     python benchmarks/ingest_throughput.py --events 20000 --batch 500 [--db postgresql://127.0.0.1/test]
+                                           [--clients 4] [--relay prototype] [--profile FILE]
 
 Prints accepted events/s (HTTP 202 = committed to the outbox), published events/s (outbox → Kafka,
-measured until the last one is on the topic), and the service's peak RSS.
+measured until the last one is on the topic), and the service's peak RSS. --clients sends the
+requests over that many connections at once; --relay prototype runs the service with
+benchmarks/relay_prototype.py in place of the outbox relay's publishing.
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
 import os
 import signal
@@ -64,6 +68,8 @@ def main() -> int:
     ap.add_argument("--events", type=int, default=20_000)
     ap.add_argument("--batch", type=int, default=500)
     ap.add_argument("--db", default=None, help="database URL (default: a fresh SQLite file)")
+    ap.add_argument("--clients", type=int, default=1, help="concurrent HTTP connections")
+    ap.add_argument("--relay", choices=["service", "prototype"], default="service")
     ap.add_argument("--profile", metavar="FILE", help="py-spy profile of the ingest process (raw collapsed stacks)")
     args = ap.parse_args()
 
@@ -73,24 +79,35 @@ def main() -> int:
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "EXECWATCH_TOPIC_PREFIX": prefix,
            "DATABASE_URL": args.db or f"sqlite:///{work}/ingest.db", "EXECWATCH_INGEST_PORT": str(port),
            "EXECWATCH_LOG_LEVEL": "WARNING", "EXECWATCH_DEMO": "true"}  # publishes with demo-token
-    service = subprocess.Popen([sys.executable, "-m", "services.ingest"], env=env)
+    command = [sys.executable, "-m", "services.ingest"] if args.relay == "service" else [
+        sys.executable, "-c",
+        "import benchmarks.relay_prototype as r; r.install(); from services.ingest.app import main; main()"]
+    service = subprocess.Popen(command, env=env)
     try:
         wait_for_port("127.0.0.1", port, 60)
-        spy = subprocess.Popen(["py-spy", "record", "--pid", str(service.pid), "-r", "200", "-f", "raw", "-o",
+        py_spy = os.path.join(os.path.dirname(sys.executable), "py-spy")  # the venv's
+        spy = subprocess.Popen([py_spy, "record", "--pid", str(service.pid), "-r", "200", "-f", "raw", "-o",
                                 args.profile], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) \
             if args.profile else None
         events = [snapshot(i) for i in range(args.events)]
         bodies = [json.dumps(events[i:i + args.batch]).encode() for i in range(0, len(events), args.batch)]
         headers = {"Authorization": "Bearer demo-token", "Content-Type": "application/json"}
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+        def send(share: list[bytes]) -> None:
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+                for body in share:
+                    r = client.post("/v1/events", content=body, headers=headers)
+                    r.raise_for_status()
+
+        shares = [bodies[i::args.clients] for i in range(args.clients)]
+        with concurrent.futures.ThreadPoolExecutor(args.clients) as pool:
             start = time.monotonic()
-            for body in bodies:
-                r = client.post("/v1/events", content=body, headers=headers)
-                r.raise_for_status()
+            for done in [pool.submit(send, share) for share in shares]:
+                done.result()
             accepted_s = time.monotonic() - start
         seen, done = count_topic(broker.bootstrap, f"{prefix}execwatch.budget", args.events, timeout=600)
         published_s = done - start
-        print(f"events={args.events} batch={args.batch} db={'postgres' if args.db else 'sqlite'}")
+        print(f"events={args.events} batch={args.batch} db={'postgres' if args.db else 'sqlite'} "
+              f"clients={args.clients} relay={args.relay} load={os.getloadavg()[0]:.2f}")
         print(f"accepted: {args.events / accepted_s:,.0f} events/s ({accepted_s:.2f} s)")
         print(f"published: {seen:,} on the topic, {seen / published_s:,.0f} events/s end to end ({published_s:.2f} s)")
         print(f"ingest peak RSS: {rss_mb(service.pid):.0f} MB")

@@ -69,8 +69,12 @@ class Envelope(BaseModel, Generic[P]):
 def canonical_json(event: BaseModel) -> bytes:
     """The event as JSON with sorted keys and no spaces: equal content, equal bytes, whatever
     order or whitespace the sender used (and whether it spelled out defaults)."""
-    return json.dumps(event.model_dump(mode="json"), sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=False).encode("utf-8")
+    return _CANONICAL.encode(event.model_dump(mode="json")).encode("utf-8")
+
+
+#: What `json.dumps(…, sort_keys=True, separators=(",", ":"), ensure_ascii=False)` builds on every
+#: call, built once: ingest hashes every event it accepts.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def content_hash(event: BaseModel) -> str:

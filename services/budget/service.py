@@ -37,7 +37,7 @@ from contracts import (
     MilestoneSetEvent,
 )
 from contracts.alerts import Alert, fingerprint
-from services.budget import bulk, domain
+from services.budget import domain
 from services.budget.store import (
     VIEW_FIELDS,
     BudgetAlert,
@@ -61,6 +61,7 @@ from services.budget.store import (
     plan_of,
     version_of,
 )
+from services.common import bulk
 from services.common.alerting import alert_values
 from services.common.db import Database, utcnow
 from services.common.settings import Settings

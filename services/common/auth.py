@@ -403,7 +403,9 @@ def office_scope(who: Identity, office: str | None) -> str | None:
 
 
 def division_of(event: AnyEvent) -> str | None:
-    division = getattr(event.payload, "division", None)
+    # The payload's fields are in its __dict__; getattr on a payload without the field would go
+    # through pydantic's __getattr__ and an AttributeError (ingest asks for every event).
+    division = event.payload.__dict__.get("division")
     return division if isinstance(division, str) and division else None
 
 

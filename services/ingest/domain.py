@@ -64,10 +64,7 @@ class Checked:
     content_hash: str
     topic: str
     key: str
-
-    @property
-    def source_event_id(self) -> str:
-        return str(self.event.event_id)
+    source_event_id: str  # the event_id as its source sent it
 
 
 @dataclass(frozen=True)
@@ -95,7 +92,8 @@ def check(index: int, data: Any, source: str | None, policy: Policy) -> Checked 
     if problems:
         return Problem(index, "policy", tuple(problems))
     topic = policy.topic_prefix + topic_for(event.event_type).name
-    return Checked(index, source, event, value, content_hash(event), topic, message_key(event.key).decode())
+    return Checked(index, source, event, value, content_hash(event), topic, message_key(event.key).decode(),
+                   str(event.event_id))
 
 
 def publish_problem(event: AnyEvent, source: str) -> FieldError | None:

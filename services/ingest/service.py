@@ -25,11 +25,10 @@ from sqlmodel import Session
 
 from contracts import AnyEvent, FieldError, dump_event
 from services.common.auth import PUBLISHERS, Identity
-from services.common.db import Database
+from services.common.db import Database, utcnow
 from services.common.settings import Settings
 from services.ingest import domain, store
 from services.ingest.domain import Checked, Policy, Problem
-from services.ingest.store import IngestOutbox
 
 
 @dataclass(frozen=True)
@@ -180,15 +179,12 @@ def _forbidden(rights: Rights, items: list[tuple[Checked, Identity]], all_or_not
 
 def _store(session: Session, items: list[Checked], all_or_nothing: bool
            ) -> tuple[list[Accepted], list[Duplicate], list[Conflict]]:
-    known: dict[tuple[str, str], store.Stored] = {}
-    for source in {i.source for i in items}:
-        ids = [i.source_event_id for i in items if i.source == source]
-        known |= {(source, sid): v for sid, v in store.versions(session, source, ids).items()}
-    taken = store.published_ids(session, [i.source_event_id for i in items])
+    known, taken = store.known(session, [(i.source, i.source_event_id) for i in items])
     accepted: list[Accepted] = []
     duplicates: list[Duplicate] = []
     conflicts: list[Conflict] = []
-    rows: list[IngestOutbox] = []
+    rows: list[store.NewRow] = []
+    now = utcnow()
     for item in items:
         sid = item.source_event_id
         before = known.get((item.source, sid))
@@ -208,9 +204,9 @@ def _store(session: Session, items: list[Checked], all_or_nothing: bool
         taken.add(published_as)
         known[(item.source, sid)] = store.Stored(published_as, item.content_hash)
         accepted.append(Accepted(item.index, sid, published_as))
-        rows.append(IngestOutbox(event_id=published_as, topic=item.topic, key=item.key, value=value,
-                                 source=item.source, source_event_id=sid, content_hash=item.content_hash))
+        rows.append((published_as, item.topic, item.key, value, now, item.source, sid, item.content_hash))
     if all_or_nothing and conflicts:
         return [], [], conflicts
-    session.add_all(rows)
+    if rows:
+        store.insert(session, rows)
     return accepted, duplicates, conflicts

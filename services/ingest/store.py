@@ -7,12 +7,15 @@ under it: see `service.accept`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Field, Session, col, select
 
+from services.common import bulk
 from services.common.db import OutboxBase
 
 
@@ -33,16 +36,68 @@ class Stored:
     content_hash: str
 
 
-def versions(session: Session, source: str, source_event_ids: Iterable[str]) -> dict[str, Stored]:
-    """The stored version of each of `source`'s event ids that ingest has seen before."""
-    ids = sorted(set(source_event_ids))
-    if not ids:
-        return {}
-    rows = session.exec(
-        select(IngestOutbox.source_event_id, IngestOutbox.event_id, IngestOutbox.content_hash)
-        .where(IngestOutbox.source == source, col(IngestOutbox.source_event_id).in_(ids))
-    )
-    return {sid: Stored(event_id, digest) for sid, event_id, digest in rows}
+#: The columns `insert` writes, in the order of its rows.
+INSERT_COLUMNS = ("event_id", "topic", "key", "value", "created_at", "source", "source_event_id", "content_hash")
+NewRow = tuple[str, str, str, bytes, datetime, str, str, str]
+
+
+def known(session: Session, pairs: Sequence[tuple[str, str]]
+          ) -> tuple[dict[tuple[str, str], Stored], set[str]]:
+    """What the outbox holds for these (source, source event id) pairs, and which of their event
+    ids a row is already published under (by any source): one query (per chunk of ids on SQLite,
+    one `= ANY(array)` round trip on PostgreSQL) for the whole submission."""
+    if not pairs:
+        return {}, set()
+    wanted = set(pairs)
+    ids = sorted({sid for _, sid in pairs})
+    sources = sorted({source for source, _ in pairs})
+    conn = session.connection()
+    rows: list[bulk.Row] = []
+    if conn.dialect.name == "postgresql":
+        sql = ("SELECT source, source_event_id, event_id, content_hash FROM ingest_outbox"
+               " WHERE (source = ANY(%s) AND source_event_id = ANY(%s)) OR event_id = ANY(%s)")
+        rows = _fetch(conn, sql, [sources, ids, ids])
+    else:
+        ph = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        for start in range(0, len(ids), 400):  # under SQLite's bound-parameter limit
+            chunk = ids[start:start + 400]
+            marks = ", ".join([ph] * len(chunk))
+            sql = ("SELECT source, source_event_id, event_id, content_hash FROM ingest_outbox"
+                   f" WHERE (source IN ({', '.join([ph] * len(sources))}) AND source_event_id IN ({marks}))"
+                   f" OR event_id IN ({marks})")
+            rows += _fetch(conn, sql, [*sources, *chunk, *chunk])
+    versions: dict[tuple[str, str], Stored] = {}
+    taken: set[str] = set()
+    id_set = set(ids)
+    for source, sid, event_id, digest in rows:
+        if (source, sid) in wanted:
+            versions[(source, sid)] = Stored(event_id, digest)
+        if event_id in id_set:
+            taken.add(event_id)
+    return versions, taken
+
+
+def _fetch(conn: sa.Connection, sql: str, params: list[Any]) -> list[bulk.Row]:
+    def fetch(cur: Any) -> list[bulk.Row]:
+        cur.execute(sql, params)
+        found: list[bulk.Row] = cur.fetchall()
+        return found
+    rows: list[bulk.Row] = bulk.run(conn, sql, fetch)
+    return rows
+
+
+def insert(session: Session, rows: list[NewRow]) -> None:
+    """New outbox rows (`INSERT_COLUMNS`), as one executemany (COPY on PostgreSQL) of plain tuples:
+    the ORM's per-object construction and flush were most of the accept time."""
+    conn = session.connection()
+    table: sa.Table = IngestOutbox.__table__  # type: ignore[attr-defined]
+    statements = _STATEMENTS.get(conn.dialect.name)
+    if statements is None:
+        statements = _STATEMENTS[conn.dialect.name] = bulk.Statements(table, INSERT_COLUMNS, conn.dialect)
+    statements.insert(conn, list(rows))
+
+
+_STATEMENTS: dict[str, bulk.Statements] = {}
 
 
 def published_ids(session: Session, event_ids: Iterable[str]) -> set[str]:

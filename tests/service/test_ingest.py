@@ -150,7 +150,7 @@ async def test_database_down_answers_503_and_stores_nothing(app, monkeypatch):
         raise OperationalError("INSERT", {}, Exception("connection refused"))
 
     async with TestKafkaBroker(app.state.runtime.broker), running(app) as (client,):
-        monkeypatch.setattr(store, "versions", down)
+        monkeypatch.setattr(store, "known", down)
         resp = await client.post("/v1/events", headers=AUTH, json=f.snapshot())
         assert resp.status_code == 503 and resp.headers["retry-after"] == "5"
         assert "nothing was stored" in resp.json()["error"]

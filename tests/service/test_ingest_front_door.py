@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from faststream.kafka import TestKafkaBroker
 from faststream.kafka.message import KafkaMessage
 from sqlmodel import select
 
-from contracts import MAX_EVENT_BYTES, content_hash, parse_event
+from contracts import MAX_EVENT_BYTES, content_hash, dump_event, parse_event
 from contracts.limits import TITLE_MAX
 from services.common.db import IngestDeadLetter
 from services.ingest import service
@@ -340,3 +341,25 @@ async def test_records_standing_alone_state_a_program_only_when_accepted(app):
         assert [a.index for a in outcome.accepted] == [2, 3] and outcome.rejected == []
         assert access.store.owners(["P-INV", "P-NEW"]) == {"P-NEW": "경제정책과"}
     assert [r.key for r in stored(app)] == ["P-NEW", "P-NEW"]
+
+
+async def test_a_batch_is_stored_as_published_with_its_hash_and_time(app):
+    # The outbox rows are written with plain DB-API statements (COPY on PostgreSQL): what the ORM
+    # reads back must be what was published, hashed and stamped, in the request's order.
+    events = [f.snapshot(pid=f"P-{i}", spent=i) for i in range(3)]
+    before = datetime.now(UTC)
+    async with running(app, as_role=None) as (client,):
+        resp = await client.post("/v1/events", headers=AUTH, json=events)
+        assert resp.status_code == 202 and resp.json()["accepted"] == 3
+        status = (await client.get(f"/v1/events/{events[1]['event_id']}", headers=AUTH)).json()
+    rows = stored(app)
+    assert [r.event_id for r in rows] == [e["event_id"] for e in events]
+    for row, data in zip(rows, events, strict=True):
+        event = parse_event(data)
+        assert row.value == dump_event(event) and row.content_hash == content_hash(event)
+        assert (row.topic.endswith("execwatch.budget"), row.key, row.source, row.source_event_id) == (
+            True, data["key"], f.SOURCE, data["event_id"])
+        assert row.published_at is None
+        created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
+        assert before - timedelta(seconds=1) <= created <= datetime.now(UTC)
+    assert datetime.fromisoformat(status["accepted_at"]).replace(tzinfo=UTC) >= before - timedelta(seconds=1)

@@ -3,6 +3,7 @@ nothing a sender can put in a field makes parsing fail with anything but a `Cont
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from datetime import UTC, date, datetime, timedelta
@@ -157,3 +158,15 @@ def test_dates_near_the_range_edges():
         assert {e.field for e in exc.errors} == {"payload.as_of"}
     else:
         raise AssertionError("a date past the range was accepted")
+
+
+@SETTINGS
+@given(events)
+def test_canonical_json_is_sorted_compact_utf8_json_of_the_model(data):
+    # The stored content hashes were made with json.dumps and these options; the hash must not
+    # change with how canonical_json builds it (a resend would turn into a conflict).
+    event = parse_event(data)
+    expected = json.dumps(event.model_dump(mode="json"), sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=False).encode("utf-8")
+    assert canonical_json(event) == expected
+    assert content_hash(event) == hashlib.sha256(expected).hexdigest()

@@ -1,4 +1,4 @@
-"""Plain DB-API statements for the budget batch's hot reads and writes.
+"""Plain DB-API statements for batches' hot reads and writes (budget's apply, ingest's accept).
 
 A batch writes hundreds of rows per table; SQLAlchemy's per-row parameter processing and the
 expanding IN of its statements cost more than the database's own work (profiled: about half of
@@ -49,9 +49,11 @@ class Statements:
             + " FROM unnest(" + ", ".join(f"%s::{c.type.compile(dialect)}[]" for c in ordered) + ") AS v("
             + ", ".join(quote(c.name) for c in ordered) + ") WHERE "
             + " AND ".join(f"t.{quote(name)} = v.{quote(name)}" for name in pk))
+        # Binary columns go to the driver as bytes, which sqlite3 and psycopg take as they are
+        # (their processor only wraps each value in the driver's Binary).
         self.processors: list[tuple[int, Callable[[Any], Any], dict[Any, Any] | None]] = [
             (i, p, None if isinstance(c.type, sa.JSON) else {}) for i, c in enumerate(cols)
-            if (p := c.type._cached_bind_processor(dialect)) is not None]
+            if not isinstance(c.type, sa.LargeBinary) and (p := c.type._cached_bind_processor(dialect)) is not None]
 
     def bind(self, rows: Iterable[Row]) -> list[Row]:
         """Rows as the driver takes them (dates as text on SQLite, JSON as text …). The same
