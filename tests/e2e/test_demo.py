@@ -29,26 +29,16 @@ import httpx
 import pytest
 
 from services.common.embedded import free_port
+from tests.report_001 import ROWS as ROWS_OF
+from tests.report_001 import SUBTOTALS, TOTAL
 
 pytestmark = pytest.mark.integration
 
 MILLION = 1_000_000
 AS_OF = "2025-01-31"
 
-#: 001 예산현황 (’25. 1. 31. 기준, 백만원): 과 → (본예산 소계, 예산현액 소계, 집행액 소계, rows in the table).
-DIVISIONS: dict[str, tuple[int, int, int, int]] = {
-    "경제정책과": (120_664, 120_809, 183, 15),
-    "일자리정책과": (252_628, 252_957, 27_360, 20),
-    "창업정책과": (71_880, 71_912, 542, 18),
-    "대학협력과": (69_457, 69_541, 3_230, 8),
-    "금융투자과": (25_026, 25_066, 2_374, 12),
-    "창조산업과": (44_128, 56_546, 7_756, 15),
-    "뷰티패션산업과": (34_706, 35_367, 2_530, 15),
-    "첨단산업과": (42_690, 42_690, 4_659, 7),
-    "산업입지과": (7_721, 7_863, 596, 12),
-}
-#: the 계 of the same table: 본예산, 예산현액, 집행액 (백만원) and 집행률 (%).
-TOTAL = (668_901, 682_752, 49_232, "7.2")
+#: 001 예산현황 (tests/report_001.py): 과 → (본예산, 예산현액, 집행액 소계, rows in the table).
+DIVISIONS: dict[str, tuple[int, int, int, int]] = {d: (*SUBTOTALS[d], ROWS_OF[d]) for d in SUBTOTALS}
 #: single rows of the same table: 세부사업 → (예산현액, 집행액 in 백만원, 집행률 as printed).
 ROWS = {
     "서울 지역혁신중심 대학지원체계 추진": (65_648, 3_226, "4.9"),

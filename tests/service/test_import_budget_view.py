@@ -15,6 +15,7 @@ from services.budget.app import build
 from services.ingest.importer.cli import map_files
 from services.ingest.importer.verify import render_verification, verify_documents
 from tests.helpers import running
+from tests.report_001 import SUBTOTALS, TOTAL
 
 M = 1_000_000
 
@@ -47,20 +48,6 @@ async def test_budget_view_as_of_the_report_date_is_the_report(make_settings, sq
     assert abs(office["spent"] - 49_232 * M) <= 61 * M
 
 
-#: 001 예산현황 (’25. 1. 31. 기준, 백만원), typed from the report: 과 → 소계 (본예산, 예산현액, 집행액).
-SUBTOTALS = {
-    "경제정책과": (120_664, 120_809, 183),
-    "일자리정책과": (252_628, 252_957, 27_360),
-    "창업정책과": (71_880, 71_912, 542),
-    "대학협력과": (69_457, 69_541, 3_230),
-    "금융투자과": (25_026, 25_066, 2_374),
-    "창조산업과": (44_128, 56_546, 7_756),
-    "뷰티패션산업과": (34_706, 35_367, 2_530),
-    "첨단산업과": (42_690, 42_690, 4_659),
-    "산업입지과": (7_721, 7_863, 596),
-}
-#: its 계: 본예산, 예산현액, 집행액 (백만원) and 집행률 as printed.
-TOTAL = (668_901, 682_752, 49_232, "7.2")
 
 
 def _figures(item: dict) -> tuple[int, int, int]:
