@@ -113,7 +113,7 @@ def array_literal(values: Iterable[Any]) -> str:
     in C. Numbers go bare; everything else is quoted (stamps contain spaces, strings anything,
     "NULL" as text included): str() of an int, Decimal, date or aware datetime is the input form
     PostgreSQL reads back as the same value (tests/service/test_bulk_statements.py)."""
-    out = []
+    out: list[str] = []
     append = out.append
     for value in values:
         kind = type(value)
