@@ -391,18 +391,23 @@ def _apply(session: Session, cfg: Config, events: list[AnyEvent],
            cache: StateCache) -> tuple[BatchResult, Callable[[], None]]:
     result = BatchResult()
     conn = session.connection()
+    now = utcnow()
     ids = {id(e): str(e.event_id) for e in events}  # str(UUID) is not free at thousands per batch
-    seen = {r[0] for r in bulk.select_in(conn, _SEEN_SQL, ids.values())}
+    # The inbox claims the batch's event ids in one statement (ON CONFLICT DO NOTHING RETURNING)
+    # instead of a read, then an insert at the end: the ids it returns are the events not
+    # applied before. Same transaction: a failed batch leaves no claim behind.
+    inbox = _statements_for(conn.dialect)[3]
+    new = {r[0] for r in inbox.insert_new(conn, [(ids[id(e)], now) for e in events if e.event_type in HANDLERS])}
     fresh: list[AnyEvent] = []
     for e in events:
         if e.event_type not in HANDLERS:
             result.ignored += 1
             continue
-        if ids[id(e)] in seen:
+        if ids[id(e)] not in new:
             result.duplicates += 1
             result.snapshot_duplicates += e.event_type == "budget.execution_snapshot"
             continue
-        seen.add(ids[id(e)])
+        new.discard(ids[id(e)])  # the same id again later in the batch is a duplicate
         fresh.append(e)
     if not fresh:
         return result, lambda: None
@@ -435,7 +440,7 @@ def _apply(session: Session, cfg: Config, events: list[AnyEvent],
     by_program: dict[str, set[Key]] = {}
     for k in held_keys:
         by_program.setdefault(k[0], set()).add(k)
-    batch = _Batch(session, cfg, result, utcnow(), counts, state, plans, plan_rows, {}, versions, amendments,
+    batch = _Batch(session, cfg, result, now, counts, state, plans, plan_rows, {}, versions, amendments,
                    milestones, by_program,
                    known_milestones={(pid, mid) for pid, m in milestones.items() for mid in m},
                    rules=cfg.rules, loaded=dict(state))
@@ -455,7 +460,7 @@ def _apply(session: Session, cfg: Config, events: list[AnyEvent],
             program_keys.add(key)
         result.applied += 1
 
-    stamp = _write(batch, [ids[id(e)] for e in fresh])
+    stamp = _write(batch)
 
     def keep() -> None:
         for key in result.touched:
@@ -468,7 +473,6 @@ def _apply(session: Session, cfg: Config, events: list[AnyEvent],
 
 _MISSING = object()
 _MILESTONE_COLUMNS = ("program_id", "milestone_id", "title", "start", "end", "status", "needs_review")
-_SEEN_SQL = "SELECT event_id FROM budget_inbox WHERE event_id IN ({})"
 _STAMP_SQL = "SELECT program_id, fiscal_year, updated_at FROM budget_program WHERE program_id IN ({})"
 
 
@@ -648,11 +652,11 @@ def _upsert(conn: sa.Connection, table: sa.Table, update: Any, rows: Iterable[tu
         conn.execute(table.insert(), inserts)
 
 
-def _write(batch: _Batch, event_ids: list[str]) -> Any:
+def _write(batch: _Batch) -> Any:
     """Bulk UPDATEs (executemany by primary key) and bulk INSERTs for the touched programs,
-    their line versions and milestones; new snapshots, alerts and inbox ids. The hot tables
-    (view, snapshots, inbox) go through plain DB-API with prebuilt tuples (COPY on PostgreSQL);
-    the rare ones through Core. Returns the view rows' stamp as stored (see StateCache)."""
+    their line versions and milestones; new snapshots and alerts (the inbox ids were claimed
+    first, see `_apply`). The hot tables (view, snapshots) go through plain DB-API with prebuilt
+    tuples (COPY on PostgreSQL); the rare ones through Core. Returns the view rows' stamp as stored (see StateCache)."""
     session, result, now = batch.session, batch.result, batch.now
     updates: list[bulk.Row] = []
     executions: list[bulk.Row] = []
@@ -678,7 +682,7 @@ def _write(batch: _Batch, event_ids: list[str]) -> Any:
             result.unknown_programs += 1
     session.flush()  # amendments and plans added as objects
     conn = session.connection()
-    view, execution, snapshots, inbox = _statements_for(conn.dialect)
+    view, execution, snapshots, _ = _statements_for(conn.dialect)
     execution.update(conn, executions)
     view.update(conn, updates)
     view.insert(conn, inserts)
@@ -687,7 +691,6 @@ def _write(batch: _Batch, event_ids: list[str]) -> Any:
     _upsert(conn, _MILESTONE, _UPDATE_MILESTONE,
             [(k in batch.known_milestones, row) for k, row in sorted(batch.milestone_rows.items())])
     snapshots.insert(conn, batch.snapshots)
-    inbox.insert(conn, [(i, now) for i in event_ids])
     if batch.outbox:
         conn.execute(_OUTBOX.insert(), batch.outbox)
         conn.execute(_ALERT.insert(), batch.alerts)

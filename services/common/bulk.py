@@ -51,6 +51,15 @@ class Statements:
             + " FROM unnest(" + ", ".join(f"%s::{c.type.compile(dialect)}[]" for c in ordered) + ") AS v("
             + ", ".join(quote(c.name) for c in ordered) + ") WHERE "
             + " AND ".join(f"t.{quote(name)} = v.{quote(name)}" for name in pk))
+        # Rows not yet there, and which they were: INSERT … ON CONFLICT (primary key) DO NOTHING
+        # RETURNING the key (an inbox claims a batch's event ids in one statement).
+        on_conflict = f" ON CONFLICT ({', '.join(quote(name) for name in pk)}) DO NOTHING RETURNING " + ", ".join(
+            quote(name) for name in pk)
+        self.insert_new_sql = (
+            f"INSERT INTO {quote(table.name)} ({names}) SELECT * FROM unnest("
+            + ", ".join(f"%s::{c.type.compile(dialect)}[]" for c in cols) + ")" + on_conflict)
+        self.insert_values_sql = f"INSERT INTO {quote(table.name)} ({names}) VALUES {{}}" + on_conflict
+        self.row_placeholders = f"({', '.join([ph] * len(cols))})"
         # Binary columns go to the driver as bytes, which sqlite3 and psycopg take as they are
         # (their processor only wraps each value in the driver's Binary).
         self.processors: list[tuple[int, Callable[[Any], Any], dict[Any, Any] | None]] = [
@@ -93,6 +102,35 @@ class Statements:
             run(conn, self.copy_sql, copy)
         else:
             run(conn, self.insert_sql, lambda cur: cur.executemany(self.insert_sql, bound))
+
+    def insert_new(self, conn: sa.Connection, rows: list[Row]) -> list[Row]:
+        """Insert the rows whose primary key is not there yet (rows repeating a key within
+        `rows` included: the first one is inserted); returns the keys inserted."""
+        if not rows:
+            return []
+        bound = self.bind(rows)
+        if self.copy:
+            arrays = [array_literal(column) for column in zip(*bound, strict=True)]
+
+            def claim(cur: Any) -> list[Row]:
+                cur.execute(self.insert_new_sql, arrays)
+                inserted: list[Row] = cur.fetchall()
+                return inserted
+            result: list[Row] = run(conn, self.insert_new_sql, claim)
+            return result
+        out: list[Row] = []
+        per_statement = max(1, _CHUNK // len(bound[0]))
+        for start in range(0, len(bound), per_statement):
+            chunk = bound[start:start + per_statement]
+            sql = self.insert_values_sql.format(", ".join([self.row_placeholders] * len(chunk)))
+            params = [value for row in chunk for value in row]
+
+            def claim_chunk(cur: Any, sql: str = sql, params: list[Any] = params) -> list[Row]:
+                cur.execute(sql, params)
+                inserted: list[Row] = cur.fetchall()
+                return inserted
+            out += run(conn, sql, claim_chunk)
+        return out
 
     def update(self, conn: sa.Connection, rows: list[Row]) -> None:
         if not rows:

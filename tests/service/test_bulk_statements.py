@@ -80,3 +80,30 @@ def test_bulk_insert_and_update_write_what_core_writes(db_url: str) -> None:
 def test_array_literal_quotes_what_postgresql_would_misread() -> None:
     assert bulk.array_literal([1, None, "NULL", 'a"b\\c', Decimal("-1.5"), date(2025, 1, 2)]) == (
         '{1,NULL,"NULL","a\\"b\\\\c",-1.5,"2025-01-02"}')
+
+
+def test_insert_new_inserts_and_returns_only_keys_not_there(db_url: str) -> None:
+    """An inbox claim: keys already stored, and a key repeated within the rows, are not inserted
+    again (nor returned); every other row is, with its values, on both databases."""
+    engine = sa.create_engine(db_url)
+    try:
+        meta = sa.MetaData()
+        table = sa.Table("bulk_inbox", meta, sa.Column("event_id", sa.String(36), primary_key=True),
+                         sa.Column("at", sa.DateTime(timezone=True)))
+        meta.create_all(engine)
+        at = datetime(2025, 3, 4, 5, 6, 7, 890123, tzinfo=UTC)
+        stored = [f"e{i}" for i in range(0, 1000, 3)]
+        with engine.begin() as conn:
+            conn.execute(table.insert(), [{"event_id": e, "at": at - timedelta(days=1)} for e in stored])
+        asked = [f"e{i}" for i in range(1000)] + ["e1", "e4", 'e"', "e\\"]  # repeats, quoting
+        with engine.begin() as conn:
+            statements = bulk.Statements(table, ["event_id", "at"], conn.dialect)
+            inserted = statements.insert_new(conn, [(e, at) for e in asked])
+        assert sorted(r[0] for r in inserted) == sorted(set(asked) - set(stored))
+        with engine.connect() as conn:
+            rows = dict(conn.execute(sa.select(table.c.event_id, table.c.at)).all())
+        assert len(rows) == len(set(asked))
+        # (SQLite gives the stamps back naive, SQLAlchemy's way, whoever wrote them)
+        assert {e for e, when in rows.items() if when.replace(tzinfo=UTC) == at} == set(asked) - set(stored)
+    finally:
+        engine.dispose()
