@@ -426,11 +426,20 @@ def _apply(session: Session, cfg: Config, events: list[AnyEvent],
     misses = keys - hits.keys()
     loaded = load_states(session, misses) if misses else {}
     plan_rows = load_plan_rows(session, misses) if misses else {}
-    state = {k: h.state for k, h in hits.items()} | {k: b for k, (b, _) in loaded.items()}
-    counts = {k: h.snapshots for k, h in hits.items()} | {k: n for k, (_, n) in loaded.items()}
-    plans = {k: h.plan for k, h in hits.items() if h.plan is not None} | {k: plan_of(r) for k, r in plan_rows.items()}
-    versions = {k: h.versions for k, h in hits.items()} | (load_line_versions(session, misses) if misses else {})
-    amendments: dict[Key, dict[str, BudgetAmendment]] = {k: h.amendments for k, h in hits.items()}
+    state: dict[Key, domain.ProgramBudget] = {}
+    counts: dict[Key, int] = {}
+    plans: dict[Key, list[tuple[int, Decimal]]] = {}
+    versions: dict[Key, Versions] = {}
+    amendments: dict[Key, dict[str, BudgetAmendment]] = {}
+    for k, h in hits.items():  # one pass over the cache hits (most keys of a batch)
+        state[k], counts[k], versions[k], amendments[k] = h.state, h.snapshots, h.versions, h.amendments
+        if h.plan is not None:
+            plans[k] = h.plan
+    for k, (b, n) in loaded.items():
+        state[k], counts[k] = b, n
+    plans.update((k, plan_of(r)) for k, r in plan_rows.items())
+    if misses:
+        versions.update(load_line_versions(session, misses))
     for (pid, fy, aid), a in (load_amendments(session, misses) if misses else {}).items():
         amendments.setdefault((pid, fy), {})[aid] = a
     milestones: MilestoneRows = {}  # always read: see StateCache
@@ -463,9 +472,11 @@ def _apply(session: Session, cfg: Config, events: list[AnyEvent],
     stamp = _write(batch)
 
     def keep() -> None:
+        # New entries, never changed in place: a batch that read an entry keeps what it read.
+        snapshot_counts, full_history = batch.snapshot_counts, batch.full_history
         for key in result.touched:
-            full = batch.full_history.get(key)
-            cache.put(key, _Held(stamp, batch.state[key], counts.get(key, 0) + batch.snapshot_counts[key],
+            full = full_history.get(key)
+            cache.put(key, _Held(stamp, state[key], counts.get(key, 0) + snapshot_counts.get(key, 0),
                                  versions.get(key, {}), amendments.get(key, {}), plans.get(key),
                                  full[1] if full else None, full[0] if full else None))
     return result, keep
