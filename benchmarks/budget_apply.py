@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import os
 import pstats
 import tempfile
@@ -52,6 +53,11 @@ def main() -> None:
         cfg = service.Config.from_settings(Settings(_env_file=None))
         events = [parse_event(v) for _, v in lines(args.programs) + snapshots(args.programs, args.days)]
         batches = [events[i:i + args.batch] for i in range(0, len(events), args.batch)]
+        # The service decodes one batch at a time; here every event is decoded up front, and
+        # hundreds of thousands of live objects would make each full garbage collection during
+        # the apply scan them (8 % of the apply in a profile): they are set aside from the GC.
+        gc.collect()
+        gc.freeze()
         profile = cProfile.Profile() if args.profile else None
         start, cpu = time.perf_counter(), time.process_time()
         if profile:
