@@ -578,7 +578,11 @@ def _on_its_date(batch: _Batch, key: Key, b: domain.ProgramBudget) -> domain.Pro
 
 def _evaluate(batch: _Batch, key: Key, b: domain.ProgramBudget, cause: str) -> domain.ProgramBudget:
     points = batch.history.get(key)
-    history = [(d, spent) for d, (_, spent) in points.items()] if points else []
+    history: list[tuple[date, int]] = []
+    # Only the point just applied (the usual case before the year-end history is loaded): it is
+    # never an anchor, which lies `window_days` before the as-of date, so no list is built.
+    if points and not (len(points) == 1 and b.as_of in points and batch.cfg.year_end.window_days > 0):
+        history = [(d, spent) for d, (_, spent) in points.items()]
     milestones = batch.milestones.get(key[0])
     start = domain.funding_start(milestones.values(), key[1], batch.cfg.plan) if milestones else None
     judged = _on_its_date(batch, key, b)
