@@ -79,7 +79,7 @@ def check(index: int, data: Any, source: str | None, policy: Policy) -> Checked 
     if source is None:
         return Problem(index, "auth", (FieldError(field="(token)", message="unknown or missing token"),))
     try:
-        if not isinstance(data, dict | str | bytes):
+        if not isinstance(data, (dict, str, bytes)):  # a tuple: `dict | str | bytes` is built anew each call
             raise ContractError([FieldError(field="(event)", message="each event must be a JSON object")])
         event = parse_event(data)
         value = encode_event(event)
