@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import gc
 import json
 import os
 import pstats
@@ -30,6 +29,7 @@ from services.common.auth import Access, Identity, Role
 from services.common.db import Database, upgrade
 from services.common.settings import Settings
 from services.ingest import service
+from services.ingest.app import tune_gc
 
 
 def main() -> None:
@@ -60,8 +60,7 @@ def main() -> None:
         events = [snapshot(i) for i in range(args.events)]
         bodies = [json.dumps(events[i:i + args.batch]).encode() for i in range(0, len(events), args.batch)]
         del events  # the service holds only the requests in flight: no 20,000 dicts for the GC to walk
-        gc.collect()
-        gc.freeze()  # as the service process does after starting (services/ingest/app.py, build_frozen)
+        tune_gc()  # as the service process does after starting
         rounds = [("accept", bodies)] + ([("resend", bodies)] if args.resend else [])
         profile = cProfile.Profile() if args.profile else None
         for name, batch_bodies in rounds:
