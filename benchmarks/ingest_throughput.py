@@ -116,7 +116,8 @@ def main() -> int:
         print(f"events={args.events} batch={args.batch} db={'postgres' if args.db else 'sqlite'} "
               f"clients={args.clients} relay={args.relay} load={os.getloadavg()[0]:.2f}")
         print(f"accepted: {args.events / accepted_s:,.0f} events/s ({accepted_s:.2f} s); service CPU "
-              f"{accepted_cpu:.2f} s meanwhile (relay included), {args.events / accepted_cpu:,.0f} events per CPU second")
+              f"{accepted_cpu:.2f} s meanwhile (relay included), "
+              f"{args.events / accepted_cpu:,.0f} events per CPU second")
         print(f"published: {seen:,} on the topic, {seen / published_s:,.0f} events/s end to end ({published_s:.2f} s)")
         print(f"ingest peak RSS: {rss_mb(service.pid):.0f} MB")
         if spy is not None:
