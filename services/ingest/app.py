@@ -61,7 +61,7 @@ def tune_gc() -> None:
     """Every object made so far (modules, contract schemas, the app) moved out of the collector's
     generations, and a young collection after 10,000 net allocations instead of 700. A full
     collection walked the whole startup heap (≈ 0.1 s each, a fifth of the accept's CPU) and a
-    request of 500 events made about one young collection per event; measured on
+    request of 500 events made about seven young ones; measured on
     benchmarks/ingest_accept.py: 0.2–0.3 s of collections per 40,000 events with the freeze alone,
     none with both (docs/benchmarks.md, 2026-11-26 evening)."""
     gc.collect()
