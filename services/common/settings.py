@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     ensure_topics: bool = Field(default=True, description="create missing topics at start (partitions from contracts)")
     consumer_batch_size: int = Field(default=500, ge=1)
     consumer_batch_timeout_ms: int = Field(default=100, ge=1)
+    consumer_pipeline_depth: int = Field(
+        default=1, ge=0, le=8,
+        description="batches decoded and queued while one is applied (their offsets are committed only after "
+                    "their database commit); 0 = fetch, apply and commit one batch at a time"
+    )
     consumer_session_timeout_ms: int = Field(
         default=10_000, ge=1000, description="group session; a consumer's first join waits about half of it"
     )
