@@ -32,12 +32,13 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord
 from faststream import AckPolicy, Context
 from faststream.kafka.message import KafkaMessage
 from faststream.message import StreamMessage
+from prometheus_client import CollectorRegistry, Counter
 
 from contracts import AnyEvent
 from services.common.db import is_transient
 from services.common.logging import get_logger
 from services.common.messaging import Incoming, decode_batch, documented_as_events, records_of
-from services.common.metrics import CONSUMER_LAG
+from services.common.metrics import CONSUMER_LAG, FASTSTREAM_PREFIX
 from services.common.runtime import ConsumerGroup, Runtime
 
 log = get_logger(__name__)
@@ -152,7 +153,7 @@ def consume(
                                 error=f"{type(exc).__name__}: {exc}"[:300])
 
     depth = rt.settings.consumer_pipeline_depth
-    pipeline = Pipeline(rt.name, process, depth) if depth > 0 else None
+    pipeline = Pipeline(rt.name, process, depth, rt.registry) if depth > 0 else None
 
     @batch_subscriber(rt, topics, group_id=group_id, title=title, description=description, pipeline=pipeline)
     @documented_as_events(topics)
@@ -198,8 +199,10 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka shi
     the queue before partitions are revoked: what this member fetched is applied and committed
     while it still owns the partitions."""
 
-    def __init__(self, service: str, process: Callable[[list[Incoming]], Awaitable[None]], depth: int) -> None:
+    def __init__(self, service: str, process: Callable[[list[Incoming]], Awaitable[None]], depth: int,
+                 registry: CollectorRegistry | None = None) -> None:
         self.service = service
+        self.registry = registry
         self.process = process
         self.queue: asyncio.Queue[Batch] = asyncio.Queue(maxsize=depth)
         self.group: ConsumerGroup | None = None
@@ -269,9 +272,20 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka shi
                 raise
             except Exception as exc:
                 attempts += 1
+                self._count_failed(batch)
                 log.error("batch failed; applying it again", events=len(batch.items), attempts=attempts,
                           error=f"{type(exc).__name__}: {exc}"[:300])
                 await asyncio.sleep(min(30.0, 0.5 * attempts))
+
+    def _count_failed(self, batch: Batch) -> None:
+        """What FastStream counts when a serial handler raises (ExecwatchHandlerErrors alerts on
+        it): here the handler returned when the batch was queued, so the worker counts it."""
+        processed = self.registry._names_to_collectors.get(  # created by metrics.progress_counters
+            f"{FASTSTREAM_PREFIX}_received_processed_messages_total") if self.registry is not None else None
+        first = batch.items[0].record if batch.items else None
+        if isinstance(processed, Counter) and first is not None:
+            processed.labels(app_name=self.service, broker="kafka", handler=first.topic,
+                             status="error").inc(len(batch.items))
 
     async def _commit(self, consumer: Any, offsets: dict[TopicPartition, int]) -> None:
         """Commit an applied batch's offsets; never raises but when cancelled."""

@@ -184,6 +184,9 @@ async def test_an_outage_mid_stream_holds_later_batches_back_and_skips_nothing(k
         await eventually(done, timeout=90, what="every event applied after the outage")
         await asyncio.sleep(0.5)
     assert state["failed"] == 1
+    errors = rt.registry.get_sample_value("execwatch_received_processed_messages_total", {
+        "app_name": "budget", "broker": "kafka", "handler": topic, "status": "error"})
+    assert errors == 1  # counted as a failed handler is (ExecwatchHandlerErrors)
     with rt.db.read() as s:
         assert s.exec(select(BudgetProgram)).one().spent == 8000  # the last snapshot, applied last
         assert sorted(r.spent for r in s.exec(select(BudgetSnapshot)).all()) == [d * 1000 for d in range(1, 9)]
