@@ -276,10 +276,13 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--programs", type=int, default=2000)
     parser.add_argument("--days", type=int, default=10)
-    parser.add_argument("--batch", type=lambda v: [int(n) for n in v.split(",")], default=[500],
-                        help="budget's consumer batch size(s), e.g. 500,2000 (each measured)")
+    parser.add_argument("--batch", type=lambda v: [int(n) for n in v.split(",")],
+                        default=[Settings.model_fields["consumer_batch_size"].default],
+                        help="budget's consumer batch size(s), e.g. 500,2000 (each measured; default the service's)")
     parser.add_argument("--depth", type=lambda v: [int(n) for n in v.split(",")], default=[1],
                         help="budget's consumer pipeline depth(s), e.g. 0,1 (0 = serial; each measured)")
+    parser.add_argument("--zip", action="store_true",
+                        help="pair --batch and --depth (500,2000 with 0,1: two settings) instead of every combination")
     parser.add_argument("--db", help="PostgreSQL URL to measure as well as SQLite")
     parser.add_argument("--latency-rate", type=float, default=0, help="events/s for the latency run (0 = skip)")
     parser.add_argument("--latency-seconds", type=float, default=10)
@@ -320,8 +323,10 @@ async def main() -> None:
         pg = fresh_pg(args.db) if args.db else None
         pg_schemas: list[str] = []
         targets = [("sqlite", f"sqlite:///{tmp}/budget.db")] + ([("postgresql", pg[0])] if pg else [])
+        settings_tried = (list(zip(args.batch, args.depth, strict=True)) if args.zip
+                          else [(b, d) for b in args.batch for d in args.depth])
         runs = [(name, url, n, batch, depth) for name, url in targets for n in args.processes
-                for batch in args.batch for depth in args.depth]
+                for batch, depth in settings_tried]
         for run, (name, url, processes, batch, depth) in enumerate(runs):
             if name == "sqlite":
                 url = f"sqlite:///{tmp}/budget-{run}.db"
