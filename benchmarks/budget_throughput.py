@@ -193,6 +193,7 @@ async def budget_process(settings: Settings) -> AsyncIterator[subprocess.Popen[b
            "EXECWATCH_BUDGET_PORT": str(port), "EXECWATCH_BUDGET_CONSUMER_GROUP": settings.budget_consumer_group,
            "EXECWATCH_CONSUMER_SESSION_TIMEOUT_MS": str(settings.consumer_session_timeout_ms),
            "EXECWATCH_CONSUMER_BATCH_SIZE": str(settings.consumer_batch_size), "EXECWATCH_LOG_LEVEL": "WARNING",
+           "EXECWATCH_CONSUMER_PIPELINE_DEPTH": str(settings.consumer_pipeline_depth),
            "EXECWATCH_DEMO": "true"}  # default (demo) secrets accepted
     proc = subprocess.Popen([sys.executable, "-m", "services.budget"], env=env)
     try:
@@ -275,7 +276,13 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--programs", type=int, default=2000)
     parser.add_argument("--days", type=int, default=10)
-    parser.add_argument("--batch", type=int, default=500, help="consumer batch size (both sides)")
+    parser.add_argument("--batch", type=lambda v: [int(n) for n in v.split(",")],
+                        default=[Settings.model_fields["consumer_batch_size"].default],
+                        help="budget's consumer batch size(s), e.g. 500,2000 (each measured; default the service's)")
+    parser.add_argument("--depth", type=lambda v: [int(n) for n in v.split(",")], default=[1],
+                        help="budget's consumer pipeline depth(s), e.g. 0,1 (0 = serial; each measured)")
+    parser.add_argument("--zip", action="store_true",
+                        help="pair --batch and --depth (500,2000 with 0,1: two settings) instead of every combination")
     parser.add_argument("--db", help="PostgreSQL URL to measure as well as SQLite")
     parser.add_argument("--latency-rate", type=float, default=0, help="events/s for the latency run (0 = skip)")
     parser.add_argument("--latency-seconds", type=float, default=10)
@@ -292,7 +299,7 @@ async def main() -> None:
     try:
         prefix = f"bench{uuid.uuid4().hex[:6]}."
         base = Settings(_env_file=None, kafka_bootstrap_servers=broker.bootstrap, topic_prefix=prefix,
-                        log_json=False, log_level="WARNING", consumer_batch_size=args.batch,
+                        log_json=False, log_level="WARNING",
                         consumer_batch_timeout_ms=50, consumer_session_timeout_ms=6000)
         topic = base.topic("execwatch.budget")
         ensure_topics(broker.bootstrap, prefix)
@@ -316,14 +323,18 @@ async def main() -> None:
         pg = fresh_pg(args.db) if args.db else None
         pg_schemas: list[str] = []
         targets = [("sqlite", f"sqlite:///{tmp}/budget.db")] + ([("postgresql", pg[0])] if pg else [])
-        runs = [(name, url, n) for name, url in targets for n in args.processes]
-        for name, url, processes in runs:
-            if processes and name == "sqlite":
-                url = f"sqlite:///{tmp}/budget-{processes}p.db"
-            elif processes and pg:
+        settings_tried = (list(zip(args.batch, args.depth, strict=True)) if args.zip
+                          else [(b, d) for b in args.batch for d in args.depth])
+        runs = [(name, url, n, batch, depth) for name, url in targets for n in args.processes
+                for batch, depth in settings_tried]
+        for run, (name, url, processes, batch, depth) in enumerate(runs):
+            if name == "sqlite":
+                url = f"sqlite:///{tmp}/budget-{run}.db"
+            elif pg:
                 url, schema = fresh_pg(args.db or "")
                 pg_schemas.append(schema)
-            settings = base.model_copy(update={"database_url": url,
+            settings = base.model_copy(update={"database_url": url, "consumer_batch_size": batch,
+                                               "consumer_pipeline_depth": depth,
                                                "budget_consumer_group": f"bench-{name}-{uuid.uuid4().hex[:6]}"})
             if processes:
                 svc_s, rss = await budget_apply_processes(settings, len(events), processes, args.profile)
@@ -333,6 +344,7 @@ async def main() -> None:
                 svc_s, db = await budget_apply(settings, len(events))
                 db.dispose()
                 where = "in the benchmark's process"
+            where += f", batch {batch}, depth {depth}, load {os.getloadavg()[0]:.1f}"
             svc_rate = len(events) / svc_s
             print(f"(b) budget → {name:10s} ({where}) {svc_rate:10,.0f} events/s  ({svc_s:.2f}s)  "
                   f"{svc_rate / raw_rate:.1%} of raw"

@@ -48,8 +48,18 @@ class Settings(BaseSettings):
         default=20.0, gt=0, description="wait this long for Kafka at start, then keep retrying in the background"
     )
     ensure_topics: bool = Field(default=True, description="create missing topics at start (partitions from contracts)")
-    consumer_batch_size: int = Field(default=500, ge=1)
+    consumer_batch_size: int = Field(
+        default=2000, ge=1,
+        description="most records per consumed batch; a consumer that keeps up gets what arrived since the last "
+                    "fetch (fewer), one catching up gets this many: the per-batch costs (inbox and state reads, "
+                    "the transaction, the offset commit) spread over more events"
+    )
     consumer_batch_timeout_ms: int = Field(default=100, ge=1)
+    consumer_pipeline_depth: int = Field(
+        default=1, ge=0, le=8,
+        description="batches decoded and queued while one is applied (their offsets are committed only after "
+                    "their database commit); 0 = fetch, apply and commit one batch at a time"
+    )
     consumer_session_timeout_ms: int = Field(
         default=10_000, ge=1000, description="group session; a consumer's first join waits about half of it"
     )
