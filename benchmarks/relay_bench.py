@@ -87,6 +87,8 @@ async def run(args: argparse.Namespace, bootstrap: str, db_url: str) -> int:
                         log_level="WARNING")
     rt = Runtime.create("ingest", settings)
     relay = LeaderRelay(rt.db, IngestOutbox, rt.publish_raw)
+    if args.batch:
+        relay.batch = args.batch
     topic = settings.topic("execwatch.budget")
     async with rt.running():
         engine = rt.db.engine
@@ -111,7 +113,7 @@ async def run(args: argparse.Namespace, bootstrap: str, db_url: str) -> int:
             spy.send_signal(2)
             await spy.wait()
         seen = await asyncio.to_thread(count_topic, bootstrap, topic, args.rows)
-        print(f"rows={args.rows} keys={args.keys} db={'postgres' if args.db else 'sqlite'} "
+        print(f"rows={args.rows} keys={args.keys} batch={relay.batch} db={'postgres' if args.db else 'sqlite'} "
               f"load={os.getloadavg()[0]:.2f}")
         print(f"backlog: {sent:,} published in {elapsed:.2f} s = {sent / elapsed:,.0f} rows/s; "
               f"{seen:,} on the topic")
@@ -148,6 +150,7 @@ def main() -> int:
     ap.add_argument("--rows", type=int, default=20_000)
     ap.add_argument("--keys", type=int, default=2000, help="distinct program ids (keys)")
     ap.add_argument("--db", default=None, help="PostgreSQL URL (a fresh schema is made); default a SQLite file")
+    ap.add_argument("--batch", type=int, default=0, help="rows per round (default: the relay's own)")
     ap.add_argument("--latency", type=int, default=50, help="rows committed one at a time at rest")
     ap.add_argument("--profile", metavar="FILE", help="py-spy profile of the backlog phase (raw collapsed stacks)")
     args = ap.parse_args()

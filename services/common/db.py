@@ -313,39 +313,46 @@ class OutboxRelay(Worker):
         self.republish: tuple[float, int] | None = None
         self._attempts: dict[int, int] = {}
         self._lock = asyncio.Lock()
-        self._sql: dict[str, tuple[str, str]] = {}
+        self._sql: dict[str, tuple[str, str, str]] = {}
         db.relays.append(self)
 
     def _unsettled(self) -> Any:
         return sa.and_(col(self.table.published_at).is_(None), col(self.table.failed_at).is_(None))
 
-    def _statements(self, dialect: sa.Dialect) -> tuple[str, str]:
+    def _statements(self, dialect: sa.Dialect) -> tuple[str, str, str]:
         """The pending rows' SELECT and the UPDATE marking rows published, by DB-API (the ORM's
         per-row processing cost more than the database's own work)."""
         if dialect.name not in self._sql:
             quote = dialect.identifier_preparer.quote
             name = quote(str(self.table.__tablename__))
+            ph = "%s" if dialect.name == "postgresql" else "?"
             select_sql = (f"SELECT id, topic, {quote('key')}, value, event_id, created_at FROM {name}"
                           f" WHERE published_at IS NULL AND failed_at IS NULL ORDER BY id LIMIT {int(self.batch)}")
+            # The rows after a round's last id: a range of the primary key, not another walk
+            # through every unpublished (and not yet vacuumed) entry of the published_at index.
+            after_sql = (f"SELECT id, topic, {quote('key')}, value, event_id, created_at FROM {name}"
+                         f" WHERE id > {ph} AND published_at IS NULL AND failed_at IS NULL"
+                         f" ORDER BY id LIMIT {int(self.batch)}")
             # One statement for the round's ids: an array on PostgreSQL, a JSON list on SQLite
             # (json_each is built into SQLite since 3.38), instead of an IN of hundreds of placeholders.
             mark_sql = (f"UPDATE {name} SET published_at = %s WHERE id = ANY(%s)" if dialect.name == "postgresql"
                         else f"UPDATE {name} SET published_at = ? WHERE id IN (SELECT value FROM json_each(?))")
-            self._sql[dialect.name] = (select_sql, mark_sql)
+            self._sql[dialect.name] = (select_sql, after_sql, mark_sql)
         return self._sql[dialect.name]
 
     def _column(self, name: str) -> sa.Column[Any]:
         column: sa.Column[Any] = self.table.__table__.c[name]  # type: ignore[attr-defined]
         return column
 
-    def _pending(self) -> tuple[list[Row], datetime | None]:
-        """Up to `batch` unsettled rows in id order, and when the oldest of them was committed."""
+    def _pending(self, after: int | None = None) -> tuple[list[Row], datetime | None]:
+        """Up to `batch` unsettled rows in id order (after the id `after`, if given), and when the
+        first of them was committed (the oldest pending row, when `after` is None)."""
         with self.db.read() as s:
             conn = s.connection()
-            sql = self._statements(conn.dialect)[0]
+            sql = self._statements(conn.dialect)[0 if after is None else 1]
 
             def fetch(cur: Any) -> list[Any]:
-                cur.execute(sql)
+                cur.execute(sql, [] if after is None else [after])
                 found: list[Any] = cur.fetchall()
                 return found
             raw = bulk.run(conn, sql, fetch)
@@ -366,7 +373,7 @@ class OutboxRelay(Worker):
     def _mark(self, ids: list[int]) -> None:
         with self.db.unit_of_work() as s:
             conn = s.connection()
-            sql = self._statements(conn.dialect)[1]
+            sql = self._statements(conn.dialect)[2]
             stamp = self._column("published_at").type._cached_bind_processor(conn.dialect)
             now: Any = utcnow() if stamp is None else stamp(utcnow())
             listed: Any = ids if conn.dialect.name == "postgresql" else json.dumps(ids)
@@ -561,41 +568,74 @@ class OutboxRelay(Worker):
                 raise
 
     async def _flush(self) -> int:
-        sent = 0
+        """Rounds of `batch` rows until nothing is pending. While a round is being sent, the next
+        one is read (rows after this round's last id: a row committed late under a lower id is
+        found by the next flush, which its commit wakes) and the previous one is marked, so the
+        database's time hides behind the broker's. A round is sent only once the previous one was
+        confirmed (or judged), so an outage still stops everything after it."""
         table = str(self.table.__tablename__)
         verified = False
-        while True:
-            rows, oldest = await asyncio.to_thread(self._pending)
-            OUTBOX_PENDING.labels(table=table).set(len(rows))
-            OUTBOX_OLDEST_AGE.labels(table=table).set(_age(oldest))
-            if not rows and self.republish is None:
-                break
-            if not verified:
-                await self._verify(table)
-                verified = True
-            if self.republish is not None:
-                await self._republish_recent(*self.republish)
-                self.republish = None
-                continue
-            done, failed, outage = await self._send(rows)
-            if done:
-                await asyncio.to_thread(self._mark, done)
-                OUTBOX_PUBLISHED.labels(table=table).inc(len(done))
-                sent += len(done)
-            for row, error in failed:
-                log.error("outbox row refused by the broker; set aside", table=table, id=row[0],
-                          topic=row[1], size=len(row[3]), error=error[:500])
-                await asyncio.to_thread(self._fail, row, error)
-                dead_lettered(self.service, "relay")
-            if outage is not None:
-                raise outage
-            if len(rows) < self.batch and self.republish is None:
-                # Everything pending was settled: a row committed since then woke the relay
-                # again (or the next interval's poll finds it), no need to ask now.
-                OUTBOX_PENDING.labels(table=table).set(0)
-                OUTBOX_OLDEST_AGE.labels(table=table).set(0.0)
-                break
-        return sent
+        marked = [0]
+        marking: asyncio.Task[None] | None = None
+        ahead: asyncio.Task[tuple[list[Row], datetime | None]] | None = None
+
+        async def mark(ids: list[int]) -> None:
+            await asyncio.to_thread(self._mark, ids)
+            OUTBOX_PUBLISHED.labels(table=table).inc(len(ids))
+            marked[0] += len(ids)
+
+        try:
+            rows, oldest = await asyncio.to_thread(self._pending, None)
+            while True:
+                OUTBOX_PENDING.labels(table=table).set(len(rows))
+                OUTBOX_OLDEST_AGE.labels(table=table).set(_age(oldest))
+                if not rows and self.republish is None:
+                    break
+                if not verified:
+                    await self._verify(table)
+                    verified = True
+                if self.republish is not None:
+                    if marking is not None:  # the window must include what was just confirmed
+                        await marking
+                        marking = None
+                    await self._republish_recent(*self.republish)
+                    self.republish = None
+                    rows, oldest = await asyncio.to_thread(self._pending, None)
+                    continue
+                if len(rows) == self.batch:
+                    ahead = asyncio.create_task(asyncio.to_thread(self._pending, rows[-1][0]))
+                done, failed, outage = await self._send(rows)
+                if marking is not None:
+                    await marking
+                    marking = None
+                if done:
+                    marking = asyncio.create_task(mark(done))
+                for row, error in failed:
+                    log.error("outbox row refused by the broker; set aside", table=table, id=row[0],
+                              topic=row[1], size=len(row[3]), error=error[:500])
+                    await asyncio.to_thread(self._fail, row, error)
+                    dead_lettered(self.service, "relay")
+                if outage is not None:
+                    raise outage
+                if ahead is None:
+                    if self.republish is None:
+                        # Everything pending was settled: a row committed since then woke the
+                        # relay again (or the next interval's poll finds it), no need to ask now.
+                        OUTBOX_PENDING.labels(table=table).set(0)
+                        OUTBOX_OLDEST_AGE.labels(table=table).set(0.0)
+                        break
+                    rows, oldest = await asyncio.to_thread(self._pending, None)
+                    continue
+                rows, oldest = await ahead
+                ahead = None
+        finally:
+            # What the broker confirmed is marked even when the round ends in an outage (never
+            # sent twice because a neighbour failed); a read ahead is let finish and dropped.
+            if ahead is not None:
+                await asyncio.gather(ahead, return_exceptions=True)
+            if marking is not None:
+                await marking
+        return marked[0]
 
     def _recent(self, since: datetime, limit: int) -> list[Row]:
         with self.db.read() as s:
