@@ -542,8 +542,7 @@ class OutboxRelay(Worker):
         if self.verify_broker is None or time.monotonic() < self._unverifiable_until:
             return
         producer = self._producer()
-        same_connections = producer is not None and _open_connections(producer) == self._checked_connections
-        max_age = self.verify_max_age if same_connections and not self._must_verify else 0.0
+        max_age = self.verify_max_age if self._connections_intact() and not self._must_verify else 0.0
         try:
             await self.verify_broker(max_age)
             self._must_verify = False
@@ -557,15 +556,30 @@ class OutboxRelay(Worker):
             log.warning("broker marker unavailable; publishing without the check",
                         table=table, error=f"{type(exc).__name__}: {exc}"[:300])
 
+    def _connections_intact(self) -> bool:
+        """Whether every connection the producer had at the last marker check (or opened by the
+        flushes since, which went well) is still open: a broker that restarted closed them."""
+        return self._checked_connections is not None and all(
+            getattr(conn, "connected", lambda: False)() for conn in self._checked_connections)
+
     async def flush(self) -> int:
         async with self._lock:
             try:
-                return await self._flush()
+                sent = await self._flush()
             except BaseException:
                 # Whatever failed (the broker, the database, a cancel mid-round), the next flush
                 # reads the marker afresh before it publishes.
                 self._must_verify = True
                 raise
+            producer = self._producer()
+            if producer is not None and self._checked_connections is not None:
+                if self._connections_intact():
+                    # Connections opened during this flush (to a partition's leader, say) are
+                    # watched from now on too: the next flush relies on them as on the others.
+                    self._checked_connections = _open_connections(producer)
+                else:
+                    self._must_verify = True  # a connection broke during the flush
+            return sent
 
     async def _flush(self) -> int:
         """Rounds of `batch` rows until nothing is pending. While a round is being sent, the next

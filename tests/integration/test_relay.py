@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 from collections import defaultdict
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -185,12 +186,24 @@ async def test_broker_error_on_one_record_holds_its_key_back_not_the_others(db_u
     rt.db.dispose()
 
 
-async def test_marker_check_is_reused_while_fresh_and_read_again_after_a_failed_flush(db_url, make_settings):
+class FakeConnection:
+    def __init__(self) -> None:
+        self.open = True
+
+    def connected(self) -> bool:
+        return self.open
+
+
+async def test_marker_check_is_reused_while_fresh_and_read_again_after_a_failure_or_a_broken_connection(
+        db_url, make_settings):
     """A flush relies on a marker check at most `verify_max_age` old while the producer keeps its
-    connections; the first flush, and a flush after one that failed, ask for a fresh read (0)."""
+    connections; the first flush, a flush after one that failed, and a flush after one of the
+    producer's connections closed (a broker that restarted closes them) ask for a fresh read (0)."""
     rt = Runtime.create("ingest", make_settings(database_url=db_url))
     rt.migrate()
     producer = FakeProducer()
+    connection = FakeConnection()
+    producer.client = SimpleNamespace(_conns={"node": connection})  # type: ignore[attr-defined]
     relay = OutboxRelay(rt.db, IngestOutbox, FakePublish(producer))  # type: ignore[arg-type]
     asked: list[float] = []
 
@@ -198,15 +211,16 @@ async def test_marker_check_is_reused_while_fresh_and_read_again_after_a_failed_
         asked.append(max_age)
 
     relay.verify_broker, relay.verify_max_age = verify, 5.0
-    for round_ in range(3):
+    for round_ in range(5):
         events = [f.program("P-1")]
         if round_ == 1:
             producer.raise_on_send[events[0]["event_id"]] = KafkaConnectionError("broker gone")
+        if round_ == 4:
+            connection.open = False
         _add(rt.db, "t", events)
         with contextlib.suppress(KafkaConnectionError):
             await relay.flush()
-    # The first flush knows no connections yet (reads afresh), the second relies on that check,
-    # the third follows a failed flush.
-    assert asked == [0.0, 5.0, 0.0]
-    assert len(_published(rt.db)) == 3 and len(producer.delivered) == 3
+    # first; relying on it; after the failed flush; relying on it; after the connection closed
+    assert asked == [0.0, 5.0, 0.0, 5.0, 0.0]
+    assert len(_published(rt.db)) == 5 and len(producer.delivered) == 5
     rt.db.dispose()
