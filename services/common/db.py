@@ -279,10 +279,10 @@ class OutboxRelay(Worker):
     confirms it. A key's rows (one program's events) go to one partition in id order.
 
     With a `DirectPublish` (the runtime's), a round's rows are handed to the aiokafka producer in
-    id order and awaited together: aiokafka keeps one request per broker in flight and puts a
-    batch it retries back at the front, so a partition's records land in the order handed over.
-    Otherwise (FastStream's test broker, notify's dead-letter publisher) a key's rows are published
-    one after another and different keys concurrently.
+    waves, each key's next row after its previous one was confirmed (`_send_direct`); otherwise
+    (FastStream's test broker, notify's dead-letter publisher) a key's rows are published one after
+    another and different keys concurrently (`_send_round`). Either way a key's row goes out only
+    after its previous row was confirmed.
 
     A row that fails for a reason that will not go away (anything but a broker outage) is marked
     failed and dead-lettered with the reason, and the key's later rows go on. A broker outage stops
