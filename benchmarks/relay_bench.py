@@ -78,7 +78,12 @@ def pg_schema(url: str) -> str:
     schema = f"relaybench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
-    return f"{url}?options=-csearch_path%3D{schema}"
+    return schema
+
+
+def drop_schema(url: str, schema: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 async def run(args: argparse.Namespace, bootstrap: str, db_url: str) -> int:
@@ -155,12 +160,15 @@ def main() -> int:
     ap.add_argument("--profile", metavar="FILE", help="py-spy profile of the backlog phase (raw collapsed stacks)")
     args = ap.parse_args()
     broker = EmbeddedBroker.start()
+    schema = pg_schema(args.db) if args.db else None
     try:
         work = tempfile.mkdtemp(prefix="execwatch-relaybench-")
-        db_url = pg_schema(args.db) if args.db else f"sqlite:///{work}/ingest.db"
+        db_url = f"{args.db}?options=-csearch_path%3D{schema}" if schema else f"sqlite:///{work}/ingest.db"
         return asyncio.run(run(args, broker.bootstrap, db_url))
     finally:
         broker.stop()
+        if schema:
+            drop_schema(args.db, schema)
 
 
 if __name__ == "__main__":
