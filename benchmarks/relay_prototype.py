@@ -1,5 +1,7 @@
 """A prototype of a faster outbox relay, for measurement only (the relay itself lives in
-services/common/db.py, `OutboxRelay.flush`).
+services/common/db.py, `OutboxRelay.flush`). Superseded: the service's relay now sends through the
+broker's aiokafka producer itself, in waves per key (see docs/benchmarks.md, "2026-11-26 (evening):
+outbox relay", and `benchmarks/relay_bench.py`); kept to compare with `--relay prototype`.
 
 What it changes, and why (profiled in ingest at 2,000-3,000 events/s: FastStream's
 `broker.publish` per record — middlewares, Prometheus, a publish command and a correlation id per

@@ -4,14 +4,17 @@ Alembic upgrades per service, and the outbox/inbox tables every service builds o
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import sqlalchemy as sa
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
     CorruptRecordException,
     InvalidTopicError,
@@ -29,6 +32,7 @@ from alembic.config import Config
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from services.common import bulk
 from services.common.logging import get_logger
 from services.common.metrics import OUTBOX_OLDEST_AGE, OUTBOX_PENDING, OUTBOX_PUBLISHED, dead_lettered
 from services.common.worker import Worker
@@ -249,7 +253,8 @@ def seen_event_ids(session: Session, table: type[InboxBase], ids: Sequence[str])
 
 
 PublishFn = Callable[[str, str, bytes], Awaitable[None]]
-Row = tuple[int, str, str, bytes]
+#: (id, topic, key, value, event_id) of one outbox row
+Row = tuple[int, str, str, bytes, str]
 #: what the broker or client says about the message itself: retrying cannot help
 REFUSALS = (MessageSizeTooLargeError, RecordTooLargeError, InvalidTopicError, TopicAuthorizationFailedError,
             CorruptRecordException)
@@ -257,9 +262,35 @@ REFUSALS = (MessageSizeTooLargeError, RecordTooLargeError, InvalidTopicError, To
 ROW_ATTEMPTS = 3
 
 
+@runtime_checkable
+class DirectPublish(Protocol):
+    """A publish function that also hands out the Kafka producer it publishes with (the runtime's
+    `publish_raw`). The relay then appends a whole round to the producer's batches itself instead
+    of going through FastStream's `publish` per record (its middlewares, metrics and command
+    objects were most of the relay's time). `producer()` is None while there is no real producer
+    (not connected yet, or FastStream's test broker): the relay then publishes row by row."""
+
+    def __call__(self, topic: str, key: str, value: bytes) -> Awaitable[None]: ...
+
+    def producer(self) -> AIOKafkaProducer | None: ...
+
+
+def record_headers(event_id: str) -> list[tuple[str, bytes]]:
+    """The headers FastStream's `publish` puts on a record of bytes (what FastStream consumers
+    parse: no content type, a correlation id), the correlation id being the event id here so a
+    record can be traced to its outbox row."""
+    return [("content-type", b""), ("correlation_id", event_id.encode())]
+
+
 class OutboxRelay(Worker):
-    """Publishes unpublished outbox rows in id order, a key's rows one after another (order per
-    program), different keys concurrently; marks each row published once the broker confirms it.
+    """Publishes unpublished outbox rows in id order and marks each row published once the broker
+    confirms it. A key's rows (one program's events) go to one partition in id order.
+
+    With a `DirectPublish` (the runtime's), a round's rows are handed to the aiokafka producer in
+    waves, each key's next row after its previous one was confirmed (`_send_direct`); otherwise
+    (FastStream's test broker, notify's dead-letter publisher) a key's rows are published one after
+    another and different keys concurrently (`_send_round`). Either way a key's row goes out only
+    after its previous row was confirmed.
 
     A row that fails for a reason that will not go away (anything but a broker outage) is marked
     failed and dead-lettered with the reason, and the key's later rows go on. A broker outage stops
@@ -275,48 +306,89 @@ class OutboxRelay(Worker):
         #: answers "is the broker reachable?" when a publish fails in a way we do not recognise;
         #: set by the runtime. Without it an unrecognised error counts as the row's fault.
         self.broker_up: Callable[[], Awaitable[bool]] | None = None
-        #: checks the broker still holds its data (set by the runtime's broker watch); called
-        #: before each flush publishes, so that what was in flight is sent again first
-        self.verify_broker: Callable[[], Awaitable[None]] | None = None
+        #: checks the broker still holds its data (set by the runtime's broker watch), accepting a
+        #: successful check at most this many seconds old; called before a flush publishes, so
+        #: that what was in flight is sent again first
+        self.verify_broker: Callable[[float], Awaitable[None]] | None = None
+        #: how old a successful marker check may be for a flush to rely on it (set by the runtime
+        #: from `relay_marker_max_age_s`); after a flush that failed the next one checks afresh
+        self.verify_max_age = 0.0
+        self._must_verify = False
+        self._unverifiable_until = 0.0
+        self._checked_connections: tuple[object, ...] | None = None
         #: after the broker lost its data: re-send what was published in this window (seconds,
         #: at most this many rows), in id order, before anything newer
         self.republish: tuple[float, int] | None = None
         self._attempts: dict[int, int] = {}
         self._lock = asyncio.Lock()
+        self._sql: dict[str, tuple[str, str, str]] = {}
         db.relays.append(self)
 
     def _unsettled(self) -> Any:
         return sa.and_(col(self.table.published_at).is_(None), col(self.table.failed_at).is_(None))
 
-    def _pending(self) -> list[Row]:
+    def _statements(self, dialect: sa.Dialect) -> tuple[str, str, str]:
+        """The pending rows' SELECT and the UPDATE marking rows published, by DB-API (the ORM's
+        per-row processing cost more than the database's own work)."""
+        if dialect.name not in self._sql:
+            quote = dialect.identifier_preparer.quote
+            name = quote(str(self.table.__tablename__))
+            ph = "%s" if dialect.name == "postgresql" else "?"
+            select_sql = (f"SELECT id, topic, {quote('key')}, value, event_id, created_at FROM {name}"
+                          f" WHERE published_at IS NULL AND failed_at IS NULL ORDER BY id LIMIT {int(self.batch)}")
+            # The rows after a round's last id: a range of the primary key, not another walk
+            # through every unpublished (and not yet vacuumed) entry of the published_at index.
+            after_sql = (f"SELECT id, topic, {quote('key')}, value, event_id, created_at FROM {name}"
+                         f" WHERE id > {ph} AND published_at IS NULL AND failed_at IS NULL"
+                         f" ORDER BY id LIMIT {int(self.batch)}")
+            # One statement for the round's ids: an array on PostgreSQL, a JSON list on SQLite
+            # (json_each is built into SQLite since 3.38), instead of an IN of hundreds of placeholders.
+            mark_sql = (f"UPDATE {name} SET published_at = %s WHERE id = ANY(%s)" if dialect.name == "postgresql"
+                        else f"UPDATE {name} SET published_at = ? WHERE id IN (SELECT value FROM json_each(?))")
+            self._sql[dialect.name] = (select_sql, after_sql, mark_sql)
+        return self._sql[dialect.name]
+
+    def _column(self, name: str) -> sa.Column[Any]:
+        column: sa.Column[Any] = self.table.__table__.c[name]  # type: ignore[attr-defined]
+        return column
+
+    def _pending(self, after: int | None = None) -> tuple[list[Row], datetime | None]:
+        """Up to `batch` unsettled rows in id order (after the id `after`, if given), and when the
+        first of them was committed (the oldest pending row, when `after` is None)."""
         with self.db.read() as s:
-            rows = s.exec(
-                select(self.table.id, self.table.topic, self.table.key, self.table.value)
-                .where(self._unsettled())
-                .order_by(col(self.table.id))
-                .limit(self.batch)
-            ).all()
-        return [(int(r[0] or 0), r[1], r[2], r[3]) for r in rows]
+            conn = s.connection()
+            sql = self._statements(conn.dialect)[0 if after is None else 1]
+
+            def fetch(cur: Any) -> list[Any]:
+                cur.execute(sql, [] if after is None else [after])
+                found: list[Any] = cur.fetchall()
+                return found
+            raw = bulk.run(conn, sql, fetch)
+            oldest: datetime | None = None
+            if raw:
+                created = self._column("created_at").type._cached_result_processor(conn.dialect, None)
+                oldest = created(raw[0][5]) if created is not None else raw[0][5]
+        rows = [(int(r[0]), r[1], r[2], r[3] if isinstance(r[3], bytes) else bytes(r[3]), r[4]) for r in raw]
+        return rows, oldest
 
     def oldest_pending_age(self) -> float:
         """Seconds since the oldest row still waiting to be published was committed (0 if none)."""
         with self.db.read() as s:
             oldest = s.exec(select(self.table.created_at).where(self._unsettled())
                             .order_by(col(self.table.id)).limit(1)).first()
-        if oldest is None:
-            return 0.0
-        if oldest.tzinfo is None:  # SQLite returns naive datetimes (stored as UTC)
-            oldest = oldest.replace(tzinfo=UTC)
-        return max(0.0, (utcnow() - oldest).total_seconds())
+        return _age(oldest)
 
     def _mark(self, ids: list[int]) -> None:
         with self.db.unit_of_work() as s:
-            s.execute(
-                sa.update(self.table).where(col(self.table.id).in_(ids)).values(published_at=utcnow())
-            )
+            conn = s.connection()
+            sql = self._statements(conn.dialect)[2]
+            stamp = self._column("published_at").type._cached_bind_processor(conn.dialect)
+            now: Any = utcnow() if stamp is None else stamp(utcnow())
+            listed: Any = ids if conn.dialect.name == "postgresql" else json.dumps(ids)
+            bulk.run(conn, sql, lambda cur: cur.execute(sql, [now, listed]))
 
     def _fail(self, row: Row, error: str) -> None:
-        row_id, topic, key, value = row
+        row_id, topic, key, value, _ = row
         with self.db.unit_of_work() as s:
             s.execute(sa.update(self.table).where(col(self.table.id) == row_id)
                       .values(failed_at=utcnow(), error=error[:20_000]))
@@ -334,20 +406,106 @@ class OutboxRelay(Worker):
         except Exception:  # cannot even ask: treat as an outage, the row keeps its place
             return True
 
-    async def _judge(self, row_id: int, exc: Exception) -> str:
+    async def _judge(self, row_id: int, exc: Exception, asked: dict[tuple[type, str], bool] | None = None) -> str:
         """"outage" (the broker: stop the round), "retry" (maybe the row: stop its key, try again
         next round) or "refused" (the row: set it aside). A row the broker keeps refusing with an
-        error we do not know is set aside after ROW_ATTEMPTS rounds, so nothing stalls for ever."""
-        if await self._is_transient(exc):
+        error we do not know is set aside after ROW_ATTEMPTS rounds, so nothing stalls for ever.
+        `asked` keeps what the broker said about an error within a round (a failed batch fails
+        all its rows with the same error: one question, not one per row)."""
+        memo = (type(exc), str(exc))
+        if asked is not None and memo in asked:
+            transient = asked[memo]
+        else:
+            transient = await self._is_transient(exc)
+            if asked is not None:
+                asked[memo] = transient
+        if transient:
             return "outage"
         if isinstance(exc, REFUSALS):
             return "refused"
         self._attempts[row_id] = attempts = self._attempts.get(row_id, 0) + 1
         return "refused" if attempts >= ROW_ATTEMPTS else "retry"
 
+    async def _send(self, rows: list[Row]) -> tuple[list[int], list[tuple[Row, str]], BaseException | None]:
+        producer = self._producer()
+        if producer is None:
+            return await self._send_round(rows)
+        return await self._send_direct(producer, rows)
+
+    async def _send_direct(self, producer: AIOKafkaProducer, rows: list[Row]
+                           ) -> tuple[list[int], list[tuple[Row, str]], BaseException | None]:
+        """Publish one batch through the producer, in waves: the first row of every key, then the
+        second row of every key still going, and so on. A wave's rows are handed over in id order
+        (`send` only appends a record to its partition's batch, keyed as FastStream keys it, so the
+        default partitioner puts a program where it always did) and confirmed together: one
+        round trip for hundreds of rows when a round spans many programs, as ingest's do.
+
+        Waiting for a wave before the next keeps what `_send_round` promises: a key's row goes
+        out only after its previous row was confirmed, so a failed row (which the broker may
+        refuse while accepting a later batch of the same partition) never ends up behind its
+        key's later rows. A refused row is set aside and its key goes on; a row to retry stops
+        its key; an outage stops the round (nothing more is handed over)."""
+        waves: list[list[Row]] = []
+        seen: dict[str, int] = {}
+        for row in rows:
+            depth = seen.get(row[2], 0)
+            seen[row[2]] = depth + 1
+            if depth == len(waves):
+                waves.append([])
+            waves[depth].append(row)
+        done: list[int] = []
+        failed: list[tuple[Row, str]] = []
+        outage: BaseException | None = None
+        retry: BaseException | None = None
+        stopped: set[str] = set()  # keys whose row is to be retried: the rest of the key waits
+        asked: dict[tuple[type, str], bool] = {}
+        for wave in waves:
+            handed: list[tuple[Row, asyncio.Future[Any]]] = []
+            said: list[tuple[Row, Exception]] = []
+            for row in wave:
+                if row[2] in stopped:
+                    continue
+                try:
+                    future = await producer.send(row[1], row[3], key=row[2].encode(),
+                                                 headers=record_headers(row[4]))
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    if is_transient(exc):  # the client cannot reach the broker: hand over no more
+                        outage = exc
+                        break
+                    said.append((row, exc))  # refused before sending (e.g. over the request limit)
+                    continue
+                handed.append((row, future))
+            results = await asyncio.gather(*(future for _, future in handed), return_exceptions=True)
+            outcomes: list[tuple[Row, BaseException | None]] = [
+                (row, result if isinstance(result, BaseException) else None)
+                for (row, _), result in zip(handed, results, strict=True)]
+            for row, error in [*outcomes, *said]:
+                if error is None:
+                    self._attempts.pop(row[0], None)
+                    done.append(row[0])
+                    continue
+                if not isinstance(error, Exception):
+                    raise error
+                verdict = await self._judge(row[0], error, asked)
+                if verdict == "refused":
+                    failed.append((row, f"{type(error).__name__}: {error}"))
+                    self._attempts.pop(row[0], None)
+                    continue
+                stopped.add(row[2])
+                if verdict == "outage":
+                    outage = outage or error
+                else:
+                    retry = retry or error
+            if outage is not None:
+                break
+        return done, failed, (outage if outage is not None else retry)
+
     async def _send_round(self, rows: list[Row]) -> tuple[list[int], list[tuple[Row, str]], BaseException | None]:
-        """Publish one batch: (ids confirmed, rows refused for good with why, the error to retry
-        after if any). Each key's rows go in order; a key stops at its first row not confirmed."""
+        """Publish one batch row by row: (ids confirmed, rows refused for good with why, the error
+        to retry after if any). Each key's rows go in order; a key stops at its first row not
+        confirmed."""
         by_key: dict[str, list[Row]] = {}
         for row in rows:
             by_key.setdefault(row[2], []).append(row)
@@ -378,41 +536,102 @@ class OutboxRelay(Worker):
         await asyncio.gather(*(send_in_order(items) for items in by_key.values()))
         return done, failed, (outage[0] if outage else retry[0] if retry else None)
 
+    def _producer(self) -> AIOKafkaProducer | None:
+        return self.publish.producer() if isinstance(self.publish, DirectPublish) else None
+
+    async def _verify(self, table: str) -> None:
+        """Before publishing anything new: does the broker still hold what we sent? If it lost it,
+        `republish` is set and the old window goes out first, so every program's events keep their
+        order. Reading the marker starts a consumer (milliseconds), too much for every flush, so a
+        successful check at most `verify_max_age` old counts, as long as the producer still talks
+        to the broker over the connections it had then (a broker that restarted closed them, and
+        records handed to a producer reconnecting would land in the new broker before the window)
+        and no flush failed since."""
+        if self.verify_broker is None or time.monotonic() < self._unverifiable_until:
+            return
+        producer = self._producer()
+        max_age = self.verify_max_age if self._connections_intact() and not self._must_verify else 0.0
+        try:
+            await self.verify_broker(max_age)
+            self._must_verify = False
+            self._checked_connections = _open_connections(producer) if producer is not None else None
+        except Exception as exc:
+            if await self._is_transient(exc):
+                raise  # the broker is away: publish nothing until it is back and checked
+            # The marker cannot be read or written (e.g. no rights on a managed cluster): never let
+            # that hold events back (asked again after `verify_max_age`).
+            self._unverifiable_until = time.monotonic() + self.verify_max_age
+            log.warning("broker marker unavailable; publishing without the check",
+                        table=table, error=f"{type(exc).__name__}: {exc}"[:300])
+
+    def _connections_intact(self) -> bool:
+        """Whether every connection the producer had at the last marker check (or opened by the
+        flushes since, which went well) is still open: a broker that restarted closed them."""
+        return self._checked_connections is not None and all(
+            getattr(conn, "connected", lambda: False)() for conn in self._checked_connections)
+
     async def flush(self) -> int:
-        sent = 0
-        table = self.table.__tablename__
         async with self._lock:
-            verified = False
+            try:
+                sent = await self._flush()
+            except BaseException:
+                # Whatever failed (the broker, the database, a cancel mid-round), the next flush
+                # reads the marker afresh before it publishes.
+                self._must_verify = True
+                raise
+            producer = self._producer()
+            if producer is not None and self._checked_connections is not None:
+                if self._connections_intact():
+                    # Connections opened during this flush (to a partition's leader, say) are
+                    # watched from now on too: the next flush relies on them as on the others.
+                    self._checked_connections = _open_connections(producer)
+                else:
+                    self._must_verify = True  # a connection broke during the flush
+            return sent
+
+    async def _flush(self) -> int:
+        """Rounds of `batch` rows until nothing is pending. While a round is being sent, the next
+        one is read (rows after this round's last id: a row committed late under a lower id is
+        found by the next flush, which its commit wakes) and the previous one is marked, so the
+        database's time hides behind the broker's. A round is sent only once the previous one was
+        confirmed (or judged), so an outage still stops everything after it."""
+        table = str(self.table.__tablename__)
+        verified = False
+        marked = [0]
+        marking: asyncio.Task[None] | None = None
+        ahead: asyncio.Task[tuple[list[Row], datetime | None]] | None = None
+
+        async def mark(ids: list[int]) -> None:
+            await asyncio.to_thread(self._mark, ids)
+            OUTBOX_PUBLISHED.labels(table=table).inc(len(ids))
+            marked[0] += len(ids)
+
+        try:
+            rows, oldest = await asyncio.to_thread(self._pending, None)
             while True:
-                rows = await asyncio.to_thread(self._pending)
                 OUTBOX_PENDING.labels(table=table).set(len(rows))
-                OUTBOX_OLDEST_AGE.labels(table=table).set(await asyncio.to_thread(self.oldest_pending_age)
-                                                          if rows else 0.0)
+                OUTBOX_OLDEST_AGE.labels(table=table).set(_age(oldest))
                 if not rows and self.republish is None:
                     break
-                if not verified and self.verify_broker is not None:
-                    # Before publishing anything new: does the broker still hold what we sent? If
-                    # it lost it, `republish` is set and the old window goes out first, so every
-                    # program's events keep their order. (A few milliseconds: one marker read.)
-                    try:
-                        await self.verify_broker()
-                    except Exception as exc:
-                        if await self._is_transient(exc):
-                            raise  # the broker is away: publish nothing until it is back and checked
-                        # The marker cannot be read or written (e.g. no rights on a managed
-                        # cluster): never let that hold events back.
-                        log.warning("broker marker unavailable; publishing without the check",
-                                    table=table, error=f"{type(exc).__name__}: {exc}"[:300])
+                if not verified:
+                    await self._verify(table)
                     verified = True
                 if self.republish is not None:
+                    if marking is not None:  # the window must include what was just confirmed
+                        await marking
+                        marking = None
                     await self._republish_recent(*self.republish)
                     self.republish = None
+                    rows, oldest = await asyncio.to_thread(self._pending, None)
                     continue
-                done, failed, outage = await self._send_round(rows)
+                if len(rows) == self.batch:
+                    ahead = asyncio.create_task(asyncio.to_thread(self._pending, rows[-1][0]))
+                done, failed, outage = await self._send(rows)
+                if marking is not None:
+                    await marking
+                    marking = None
                 if done:
-                    await asyncio.to_thread(self._mark, done)
-                    OUTBOX_PUBLISHED.labels(table=table).inc(len(done))
-                    sent += len(done)
+                    marking = asyncio.create_task(mark(done))
                 for row, error in failed:
                     log.error("outbox row refused by the broker; set aside", table=table, id=row[0],
                               topic=row[1], size=len(row[3]), error=error[:500])
@@ -420,30 +639,67 @@ class OutboxRelay(Worker):
                     dead_lettered(self.service, "relay")
                 if outage is not None:
                     raise outage
-        return sent
+                if ahead is None:
+                    if self.republish is None:
+                        # Everything pending was settled: a row committed since then woke the
+                        # relay again (or the next interval's poll finds it), no need to ask now.
+                        OUTBOX_PENDING.labels(table=table).set(0)
+                        OUTBOX_OLDEST_AGE.labels(table=table).set(0.0)
+                        break
+                    rows, oldest = await asyncio.to_thread(self._pending, None)
+                    continue
+                rows, oldest = await ahead
+                ahead = None
+        finally:
+            # What the broker confirmed is marked even when the round ends in an outage (never
+            # sent twice because a neighbour failed); a read ahead is let finish and dropped.
+            if ahead is not None:
+                await asyncio.gather(ahead, return_exceptions=True)
+            if marking is not None:
+                await marking
+        return marked[0]
 
     def _recent(self, since: datetime, limit: int) -> list[Row]:
         with self.db.read() as s:
-            rows = s.exec(
-                select(self.table.id, self.table.topic, self.table.key, self.table.value)
+            rows = s.execute(
+                sa.select(col(self.table.id), col(self.table.topic), col(self.table.key), col(self.table.value),
+                          col(self.table.event_id))
                 .where(col(self.table.published_at) >= since)
                 .order_by(col(self.table.id).desc())
                 .limit(limit)
             ).all()
-        return [(int(r[0] or 0), r[1], r[2], r[3]) for r in reversed(rows)]
+        return [(int(r[0] or 0), r[1], r[2], r[3], r[4]) for r in reversed(rows)]
 
     async def _republish_recent(self, window_s: float, max_rows: int) -> int:
         """Send again what was published in the last `window_s` seconds (at most `max_rows`, the
         newest), in id order: after a broker lost its data, consumers re-apply what was in flight
         (they are idempotent, so what they had already applied changes nothing)."""
         rows = await asyncio.to_thread(self._recent, utcnow() - timedelta(seconds=window_s), max_rows)
-        done, failed, outage = await self._send_round(rows)
+        done, failed, outage = await self._send(rows)
         if outage is not None:
             raise outage  # `republish` stays set: the whole window is sent again next round
         log.warning("outbox re-published after the broker lost its data", table=self.table.__tablename__,
                     rows=len(done), refused=len(failed), window_s=window_s,
                     errors=sorted({error[:200] for _, error in failed})[:3])
         return len(done)
+
+
+def _open_connections(producer: AIOKafkaProducer) -> tuple[object, ...]:
+    """The producer's open connections to the brokers, the objects themselves (compared by
+    identity: a reconnection makes new ones). aiokafka keeps them in its client's `_conns`; if a
+    version stops doing so the tuple is empty and only `verify_max_age` bounds the check's age."""
+    conns = getattr(getattr(producer, "client", None), "_conns", None)
+    if not isinstance(conns, dict):
+        return ()
+    return tuple(conn for conn in conns.values() if conn.connected())
+
+
+def _age(oldest: datetime | None) -> float:
+    if oldest is None:
+        return 0.0
+    if oldest.tzinfo is None:  # SQLite returns naive datetimes (stored as UTC)
+        oldest = oldest.replace(tzinfo=UTC)
+    return max(0.0, (utcnow() - oldest).total_seconds())
 
 
 def _driver_outages() -> tuple[type[BaseException], ...]:

@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
+from faststream.kafka.publisher.producer import AioKafkaFastProducerImpl
 from faststream.specification import AsyncAPI
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy.exc import OperationalError
@@ -82,6 +83,26 @@ class ConsumerGroup:
     stalled_s: float = 0.0
 
 
+@dataclass(frozen=True)
+class RawPublisher:
+    """Publishes bytes as stored, keyed by program, through the service's broker; also hands the
+    outbox relay the broker's own aiokafka producer (same settings: acks, idempotence, request
+    size) so that it can append whole rounds to it (`services.common.db.DirectPublish`)."""
+
+    broker: KafkaBroker
+
+    async def __call__(self, topic: str, key: str, value: bytes) -> None:
+        await self.broker.publish(value, topic, key=key.encode())
+
+    def producer(self) -> AIOKafkaProducer | None:
+        """The started aiokafka producer, or None (not connected, or FastStream's test broker,
+        whose fake producer routes to the subscribers in process)."""
+        impl = self.broker.config.producer
+        if not isinstance(impl, AioKafkaFastProducerImpl) or not impl or impl.closed:
+            return None
+        return impl._producer.producer
+
+
 @dataclass
 class Runtime:
     name: ServiceName
@@ -114,9 +135,10 @@ class Runtime:
         runtime.background.append(lambda: watch_consumers(name, runtime.broker))
         return runtime
 
-    async def publish_raw(self, topic: str, key: str, value: bytes) -> None:
+    @property
+    def publish_raw(self) -> RawPublisher:
         """What outbox relays publish with: bytes as stored, keyed by program."""
-        await self.broker.publish(value, topic, key=key.encode())
+        return RawPublisher(self.broker)
 
     async def dead_letter(self, item: Incoming, stage: str) -> None:
         """Set one message aside: the dead-letter topic and this service's own database."""
@@ -210,6 +232,7 @@ class Runtime:
         for relay in self.db.relays:
             relay.broker_up = self.broker_up
             relay.verify_broker = watch.check_marker if watch is not None else None
+            relay.verify_max_age = self.settings.relay_marker_max_age_s
         tasks.append(asyncio.create_task(self._measure_loop(), name=f"{self.name}-loop"))
         if start_broker:
             try:
@@ -327,6 +350,8 @@ class BrokerWatch:
         self.epoch: str | None = None
         self._marker = TopicPartition(rt.settings.topic(MARKER.name), 0)
         self._checking = asyncio.Lock()
+        #: when (monotonic) the last successful check started: the broker held its data then
+        self.checked_at: float | None = None
 
     async def run(self) -> None:
         failures = 0
@@ -405,11 +430,23 @@ class BrokerWatch:
         finally:
             await reader.stop()
 
-    async def check_marker(self) -> None:
-        async with self._checking:  # the watch and the relays (before each flush) both ask
-            await self._check_marker()
+    def _fresh(self, max_age: float) -> bool:
+        return self.checked_at is not None and time.monotonic() - self.checked_at <= max_age
 
-    async def _check_marker(self) -> None:
+    async def check_marker(self, max_age: float = 0.0) -> None:
+        """Check the broker still holds its data, unless a check that started at most `max_age`
+        seconds ago succeeded (the relays accept one a few seconds old: reading the marker starts
+        a consumer, too much for every flush; the watch itself always reads)."""
+        if self._fresh(max_age):
+            return
+        async with self._checking:  # the watch and the relays (before a flush) both ask
+            if self._fresh(max_age):  # checked while we waited
+                return
+            started = time.monotonic()
+            if await self._check_marker():
+                self.checked_at = started
+
+    async def _check_marker(self) -> bool:
         s = self.rt.settings
         value = await self._read_marker()
         if value is None:
@@ -419,10 +456,11 @@ class BrokerWatch:
             await self.rt.broker.publish(uuid.uuid4().hex.encode(), self._marker.topic, key=b"marker")
             value = await self._read_marker()  # whoever wrote first (offset 0) names the epoch
             if value is None:
-                return
+                return False
         if self.epoch is not None and value != self.epoch:
             self.on_broker_reset()
         self.epoch = value
+        return True
 
     def on_broker_reset(self) -> None:
         s = self.rt.settings

@@ -72,6 +72,11 @@ class Settings(BaseSettings):
                                           "in this many seconds (consumers are idempotent)"
     )
     relay_republish_max_rows: int = Field(default=10_000, ge=0, description="…at most this many rows (newest)")
+    relay_marker_max_age_s: float = Field(
+        default=5.0, ge=0, description="a relay publishes without reading the broker's marker again if it was "
+                                       "read successfully this recently (the broker watch reads it every "
+                                       "broker_watch_interval_s); after a failed publish it is always read again"
+    )
 
     # --- health ----------------------------------------------------------------------------------
     health_outbox_max_age_s: float = Field(

@@ -28,6 +28,10 @@ class Worker:
     async def run(self, interval: float, max_backoff: float = 30.0) -> None:
         failures = 0
         while True:
+            # Cleared before the flush, not after: a commit that wakes the worker while a flush
+            # runs (past the rows that flush read) gets a flush of its own right away, instead of
+            # its wake being cleared and the row waiting for the interval.
+            self._wake.clear()
             try:
                 await self.flush()
                 failures = 0
@@ -38,7 +42,6 @@ class Worker:
                 if failures == 1 or failures % 10 == 0:  # say it once, then now and then, not every tick
                     log.warning(f"{self.name} failed; will retry", error=f"{type(exc).__name__}: {exc}",
                                 failures=failures)
-            self._wake.clear()
             wait = interval if not failures else min(max_backoff, interval * 2 ** min(failures, 10))
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that arrives as
             # the event is set (a wake right before shutdown), and the worker would then run for ever.
