@@ -38,6 +38,7 @@ import os
 import sys
 import tempfile
 import time
+import tracemalloc
 import uuid
 from collections.abc import Iterable, Iterator
 from datetime import date, timedelta
@@ -68,7 +69,8 @@ def _event_id(kind: int, day: int, program: int) -> bytes:
 
 
 def working_days(days: int, start: date = date(2025, 1, 2)) -> list[date]:
-    out, d = [], start
+    out: list[date] = []
+    d = start
     while len(out) < days:
         if d.weekday() < 5:
             out.append(d)
@@ -155,18 +157,33 @@ def cache_report(db: Database) -> str:
             f"program), {total / 2**20:.1f} MB deep ({history / 2**20:.1f} MB of it history)")
 
 
-def live(url: str, settings: Settings, events: Iterable[Event], total: int, batch: int) -> float:
+def live(url: str, settings: Settings, events: Iterable[Event], total: int, batch: int, trace: bool) -> float:
+    """Apply the stream in this process; with `trace`, what was allocated and is still held at
+    50 % and 100 % against 10 % (tracemalloc, by line): growth with the events applied."""
     upgrade(url, "budget")
     db = Database(url)
     cfg = service.Config.from_settings(settings)
     marks = {int(total * p): f"{p:.0%}" for p in (0.1, 0.5, 1.0)}
-    start, done = time.monotonic(), 0
+    start, done, base = time.monotonic(), 0, None
+    if trace:
+        tracemalloc.start()
     for chunk in chunks(events, batch):
         service.apply_batch(db, cfg, [parse_event(v) for _, v in chunk])
         done += len(chunk)
         for mark in [m for m in marks if done >= m]:
             print(f"  live {marks.pop(mark):>4}: {done:>9,} applied at {time.monotonic() - start:6.1f}s, "
-                  f"{cache_report(db)}", flush=True)
+                  f"RSS {rss_mb(os.getpid()):.0f} MB, {cache_report(db)}", flush=True)
+            if trace:
+                gc.collect()
+                snap = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)])
+                if base is None:
+                    base = snap
+                    continue
+                stats = snap.compare_to(base, "lineno")
+                print(f"    traced {sum(s.size for s in snap.statistics('filename')) / 2**20:.1f} MB, "
+                      f"growth since 10 %: {sum(s.size_diff for s in stats) / 2**20:+.2f} MB; largest:")
+                for stat in stats[:6]:
+                    print(f"      {stat.size_diff / 2**10:+9.0f} KiB {stat.count_diff:+8,} blocks  {stat.traceback}")
     elapsed = time.monotonic() - start
     db.dispose()
     return elapsed
@@ -190,6 +207,14 @@ def view_of(db: Database, every: int) -> tuple[list[dict[str, Any]], list[str]]:
     return rows, alerts
 
 
+def rss_split(pid: int) -> str:
+    """Anonymous (heap) and file-backed resident memory: a growing file part is the database's
+    pages mapped by SQLite, not the service's own objects."""
+    with open(f"/proc/{pid}/status") as f:
+        kb = {k: int(v.split()[0]) for k, v in (line.split(":", 1) for line in f) if k in ("RssAnon", "RssFile")}
+    return f"anon {kb.get('RssAnon', 0) / 1024:.0f} MB, file {kb.get('RssFile', 0) / 1024:.0f} MB"
+
+
 def load1() -> str:
     with open("/proc/loadavg") as f:
         return f.read().split()[0]
@@ -202,6 +227,7 @@ async def main() -> None:
     ap.add_argument("--live-batch", type=int, default=100)
     ap.add_argument("--live-every", type=int, default=1, help="live: every K-th program only (and compared)")
     ap.add_argument("--live-only", action="store_true", help="only the live apply and its cache figures")
+    ap.add_argument("--tracemalloc", action="store_true", help="live: memory still held at 50/100 %% vs 10 %%")
     ap.add_argument("--db", help="PostgreSQL URL (fresh schemas for replay and live); default SQLite")
     args = ap.parse_args()
 
@@ -238,7 +264,7 @@ async def main() -> None:
 
         live_total = len(range(0, args.programs, args.live_every)) * (1 + args.days)
         live_s = await asyncio.to_thread(live, live_url, settings, stream(args.programs, args.days, args.live_every),
-                                         live_total, args.live_batch)
+                                         live_total, args.live_batch, args.tracemalloc)
         print(f"live: {live_total:,} events (every {args.live_every}. program) in batches of {args.live_batch} in "
               f"{live_s:.1f}s ({live_total / live_s:,.0f} events/s, apply only, no broker); load {load1()}", flush=True)
         gc.collect()
@@ -249,14 +275,15 @@ async def main() -> None:
         upgrade(replay_url, "budget")
         marks = {int(total * p): f"{p:.0%}" for p in (0.1, 0.5, 1.0)}
         async with budget_process(settings) as proc:
+            print(f"replay   0%: service up, RSS {rss_mb(proc.pid):.0f} MB, load {load1()}", flush=True)
             start, pending = time.monotonic(), sorted(marks)
             while pending:
                 n = await asyncio.to_thread(committed, db)
                 while pending and n >= pending[0]:
                     mark = pending.pop(0)
                     print(f"replay {marks[mark]:>4}: {n:>9,} committed at {time.monotonic() - start:6.1f}s, "
-                          f"RSS {rss_mb(proc.pid):.0f} MB, peak RSS {peak_rss_mb(proc.pid):.0f} MB, "
-                          f"load {load1()}", flush=True)
+                          f"RSS {rss_mb(proc.pid):.0f} MB ({rss_split(proc.pid)}), peak RSS "
+                          f"{peak_rss_mb(proc.pid):.0f} MB, load {load1()}", flush=True)
                 await asyncio.sleep(0.5)
             replay_s = time.monotonic() - start
         print(f"replay: {total:,} events from offset 0 in {replay_s:.1f}s ({total / replay_s:,.0f} "
