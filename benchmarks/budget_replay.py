@@ -35,6 +35,7 @@ import argparse
 import asyncio
 import gc
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -300,6 +301,7 @@ async def main() -> None:
         db.dispose()
     finally:
         broker.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
         for schema in schemas:
             drop_pg(args.db or "", schema)
 

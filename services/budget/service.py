@@ -155,11 +155,14 @@ class StateCache:
 _caches: weakref.WeakKeyDictionary[Database, StateCache] = weakref.WeakKeyDictionary()
 
 
-def cache_of(db: Database, max_keys: int = 200_000) -> StateCache:
-    """The state cache of a database's batches (one per Database, i.e. per service process)."""
+def cache_of(db: Database, max_keys: int | None = None) -> StateCache:
+    """The state cache of a database's batches (one per Database, i.e. per service process),
+    bounded to `max_keys` programs when given (the configuration's bound)."""
     cache = _caches.get(db)
     if cache is None:
-        cache = _caches[db] = StateCache(max_keys)
+        cache = _caches[db] = StateCache()
+    if max_keys is not None:
+        cache.max_keys = max_keys
     return cache
 
 
