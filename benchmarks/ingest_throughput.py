@@ -49,6 +49,13 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds the process has used: on a shared machine, the service's own cost."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def count_topic(bootstrap: str, topic: str, expect: int, timeout: float) -> tuple[int, float]:
     consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None,
                              consumer_timeout_ms=2000, max_poll_records=5000)
@@ -100,15 +107,17 @@ def main() -> int:
 
         shares = [bodies[i::args.clients] for i in range(args.clients)]
         with concurrent.futures.ThreadPoolExecutor(args.clients) as pool:
-            start = time.monotonic()
+            start, cpu = time.monotonic(), cpu_s(service.pid)
             for done in [pool.submit(send, share) for share in shares]:
                 done.result()
-            accepted_s = time.monotonic() - start
+            accepted_s, accepted_cpu = time.monotonic() - start, cpu_s(service.pid) - cpu
         seen, done = count_topic(broker.bootstrap, f"{prefix}execwatch.budget", args.events, timeout=600)
         published_s = done - start
         print(f"events={args.events} batch={args.batch} db={'postgres' if args.db else 'sqlite'} "
               f"clients={args.clients} relay={args.relay} load={os.getloadavg()[0]:.2f}")
-        print(f"accepted: {args.events / accepted_s:,.0f} events/s ({accepted_s:.2f} s)")
+        print(f"accepted: {args.events / accepted_s:,.0f} events/s ({accepted_s:.2f} s); service CPU "
+              f"{accepted_cpu:.2f} s meanwhile (relay included), "
+              f"{args.events / accepted_cpu:,.0f} events per CPU second")
         print(f"published: {seen:,} on the topic, {seen / published_s:,.0f} events/s end to end ({published_s:.2f} s)")
         print(f"ingest peak RSS: {rss_mb(service.pid):.0f} MB")
         if spy is not None:

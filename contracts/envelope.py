@@ -8,6 +8,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
 
 from contracts.limits import ContractDateTime, Id, SourceName
@@ -69,11 +70,27 @@ class Envelope(BaseModel, Generic[P]):
 def canonical_json(event: BaseModel) -> bytes:
     """The event as JSON with sorted keys and no spaces: equal content, equal bytes, whatever
     order or whitespace the sender used (and whether it spelled out defaults)."""
-    return _CANONICAL.encode(event.model_dump(mode="json")).encode("utf-8")
+    return canonical_bytes(event.model_dump(mode="json"))
+
+
+def canonical_bytes(data: Any) -> bytes:
+    """`json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)` in UTF-8, the
+    form every stored content hash was made of, built by orjson (the stdlib encoder was a quarter
+    of ingest's accept time). orjson writes the same bytes for the values events hold: strings
+    (UTF-8 as is, the same escapes: a test compares every code point), integers, booleans, null,
+    keys sorted by code point. Integers over 64 bits, which orjson refuses, take the stdlib.
+
+    Floats it writes differently (`1e16`, the stdlib `1e+16`): no event holds one (amounts are
+    integer 원; rates, quantities and figures are Decimal, dumped as strings), and a test fails
+    if a contract field ever serializes as a JSON number that is not an integer."""
+    try:
+        return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:
+        return _CANONICAL.encode(data).encode("utf-8")
 
 
 #: What `json.dumps(…, sort_keys=True, separators=(",", ":"), ensure_ascii=False)` builds on every
-#: call, built once: ingest hashes every event it accepts.
+#: call, built once: the fallback of `canonical_bytes`.
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 

@@ -497,18 +497,38 @@ def projected_year_end(b: ProgramBudget, history: Sequence[tuple[date, int]], cf
     the anchor (its latest snapshot between `window_days`+45 and `window_days` days ago, else 0 on
     31 Dec of the previous year) times the days left. `history` is (as_of, spent), any order.
     The anchor window is fixed relative to as_of so the result never depends on batch boundaries."""
-    current = b.current_budget
-    if b.as_of is None or not current or current <= 0:
+    if b.as_of is None:
         return None
-    latest = b.as_of - timedelta(days=cfg.window_days)
-    earliest = latest - timedelta(days=45)
-    anchors = [(d, s) for d, s in history if earliest < d <= latest]
-    anchor_day, anchor_spent = max(anchors) if anchors else (date(b.fiscal_year - 1, 12, 31), 0)
-    if b.as_of <= anchor_day:
-        return execution_rate(b.spent, current)
-    pace = Decimal(b.spent - anchor_spent) / Decimal((b.as_of - anchor_day).days)
-    left = max(0, (date(b.fiscal_year, 12, 31) - b.as_of).days)
-    projected = Decimal(b.spent) + max(pace, Decimal(0)) * left
+    return _projected(b.as_of, b.fiscal_year, b.spent, b.current_budget, history, cfg.window_days)
+
+
+_ZERO = Decimal(0)
+
+
+@lru_cache(maxsize=8192)
+def _window(as_of: date, fiscal_year: int, window_days: int) -> tuple[date, date, date, int]:
+    """(earliest, latest) anchor days, the default anchor (31 Dec of the previous year) and the
+    days left in the year, for an as-of date: the same few hundred dates for every program."""
+    latest = as_of - timedelta(days=window_days)
+    return (latest - timedelta(days=45), latest, date(fiscal_year - 1, 12, 31),
+            max(0, (date(fiscal_year, 12, 31) - as_of).days))
+
+
+def _projected(as_of: date, fiscal_year: int, spent: int, current: int | None,
+               history: Sequence[tuple[date, int]], window_days: int) -> Decimal | None:
+    """`projected_year_end` on the figures themselves (`judge` has them at hand)."""
+    if not current or current <= 0:
+        return None
+    earliest, latest, anchor_day, left = _window(as_of, fiscal_year, window_days)
+    anchor_spent = 0
+    if history:
+        anchors = [(d, s) for d, s in history if earliest < d <= latest]
+        if anchors:
+            anchor_day, anchor_spent = max(anchors)
+    if as_of <= anchor_day:
+        return execution_rate(spent, current)
+    pace = Decimal(spent - anchor_spent) / Decimal((as_of - anchor_day).days)
+    projected = Decimal(spent) + max(pace, _ZERO) * left
     return (projected * 100 / current).quantize(ONE_DP, rounding=ROUND_HALF_UP)
 
 
@@ -589,31 +609,42 @@ def judge(b: ProgramBudget, cfg: RuleConfig, monthly: Sequence[tuple[int, Decima
     `evaluate` only when a level changes, for the alert."""
     level = b.level
     plan = gap = None
-    current = b.current_budget
-    rate = b.rate
+    # Read once, not through the properties: this runs after every event (`b.rate` is a
+    # functools.cached_property, which takes a lock on every first read).
+    original, as_of, spent = b.original, b.as_of, b.spent
+    current = None if original is None else original + b.carried_over + b.supplementary
+    rate = execution_rate(spent, current)
     slip_cfg, plan_cfg = cfg.slip, cfg.plan
-    judged = b.of_record and not plan_cfg.excludes(b.category, b.title)
-    if b.as_of is not None and rate is not None:
+    of_record = b.scope == "record"
+    judged = of_record and not plan_cfg.excludes(b.category, b.title)
+    if as_of is not None and rate is not None:
         if not judged:
             level = "ok"
         else:
             start = None if monthly else funding_start
-            plan = plan_rate(b.as_of, b.fiscal_year, plan_cfg, monthly, start)
+            plan = plan_rate(as_of, b.fiscal_year, plan_cfg, monthly, start)
             gap = plan - rate
             level = slip_level(rate, plan, current, slip_cfg)
             if level != "ok" and not monthly:
-                if b.as_of < in_year(b.fiscal_year, slip_cfg.default_from):
+                if as_of < in_year(b.fiscal_year, slip_cfg.default_from):
                     level = "ok"
                 else:
                     planned = int((plan * (current or 0) / 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
-                    if planned - b.spent <= slip_cfg.default_min_gap_amount:
+                    if planned - spent <= slip_cfg.default_min_gap_amount:
                         level = "ok"
+    if as_of is None:
+        return Judgement(level, "ok", "ok", plan, gap, None)
     over: Level = "ok"
-    if current is not None and b.as_of is not None and b.of_record and (
-            b.spent > current or (b.committed or 0) > current):
+    if current is not None and of_record and (spent > current or (b.committed or 0) > current):
         over = "critical"
-    projected = projected_year_end(b, history, cfg.year_end)
-    risk = year_end_level(b, projected, plan_cfg, slip_cfg, cfg.year_end)
+    year_end = cfg.year_end
+    projected = _projected(as_of, b.fiscal_year, spent, current, history, year_end.window_days)
+    risk: Level = "ok"
+    # year_end_level's conditions, cheapest first (before the year-end start date, always ok)
+    if (projected is not None and as_of >= in_year(b.fiscal_year, year_end.start) and judged
+            and (current or 0) >= max(slip_cfg.min_budget, 1)):
+        risk = "critical" if projected < year_end.critical_rate else "warning" if projected < year_end.warning_rate \
+            else "ok"
     return Judgement(level, over, risk, plan, gap, projected)
 
 
@@ -622,10 +653,11 @@ def with_execution(b: ProgramBudget, committed: int | None, spent: int, as_of: d
     snapshot): a copy of the instance's fields without running the frozen dataclass's __init__
     (twenty checked assignments), and without the rates cached on `b`."""
     new = object.__new__(ProgramBudget)
-    fields = dict(b.__dict__)
-    fields.pop("rate", None)
-    fields.pop("commit_rate", None)
-    fields.update(committed=committed, spent=spent, as_of=as_of, revision=revision)
+    fields = b.__dict__.copy()
+    if "rate" in fields or "commit_rate" in fields:
+        fields.pop("rate", None)
+        fields.pop("commit_rate", None)
+    fields["committed"], fields["spent"], fields["as_of"], fields["revision"] = committed, spent, as_of, revision
     object.__setattr__(new, "__dict__", fields)
     return new
 

@@ -218,6 +218,9 @@ class _Batch:
     full_history: dict[Key, tuple[date, dict[date, int]]] = field(default_factory=dict)
     rules: domain.RuleConfig = field(default_factory=domain.RuleConfig)
     loaded: dict[Key, domain.ProgramBudget] = field(default_factory=dict)  # the state before the batch
+    #: programs whose line or 추경 events ran in the batch: only theirs can differ from `loaded`
+    #: in the line's columns (snapshots and judgements change the others)
+    lines_moved: set[Key] = field(default_factory=set)
 
     def budget(self, key: Key) -> domain.ProgramBudget:
         return self.state.get(key) or domain.ProgramBudget(program_id=key[0], fiscal_year=key[1])
@@ -263,6 +266,7 @@ def _on_line(batch: _Batch, event: BudgetLineSetEvent, event_id: str) -> list[Ke
     held[since] = (version_of(row), row)
     batch.version_rows[(*key, since)] = row
     batch.state[key] = _with_lines(batch, key, batch.budget(key))
+    batch.lines_moved.add(key)
     return [key]
 
 
@@ -281,30 +285,40 @@ def _on_amended(batch: _Batch, event: BudgetAmendedEvent, event_id: str) -> list
     held.event_id, held.recorded_at = event_id, batch.now
     held.occurred_on = event.occurred_at.date()
     batch.state[key] = _with_lines(batch, key, batch.budget(key))
+    batch.lines_moved.add(key)
     return [key]
 
 
 def _on_snapshot(batch: _Batch, event: ExecutionSnapshotEvent, event_id: str) -> list[Key] | None:
-    key = _key(event)
     sp = event.payload
-    b = batch.budget(key)
+    key = (sp.program_id, int(sp.fiscal_year))
+    b = batch.state.get(key) or batch.budget(key)
     result = batch.result
-    decision = domain.snapshot_decision(b.as_of, b.revision, sp.as_of, sp.revision)
-    if decision != "apply":
-        result.stale += decision == "stale"
-        result.duplicates += decision == "same"
-        result.snapshot_duplicates += decision == "same"
-        return None
-    if b.as_of == sp.as_of:
-        result.corrections += 1
+    as_of, spent = sp.as_of, sp.spent
+    held_as_of = b.as_of
+    # The usual case first (a later day than the one held); the rule itself decides the rest.
+    if held_as_of is not None and as_of <= held_as_of:
+        decision = domain.snapshot_decision(held_as_of, b.revision, as_of, sp.revision)
+        if decision != "apply":
+            result.stale += decision == "stale"
+            result.duplicates += decision == "same"
+            result.snapshot_duplicates += decision == "same"
+            return None
+        if held_as_of == as_of:
+            result.corrections += 1
     result.snapshots += 1
-    batch.snapshots.append((key[0], key[1], sp.as_of, sp.revision, sp.committed, sp.spent, event_id))
-    batch.snapshot_counts[key] += 1
-    day = _day(sp.as_of)
-    batch.history.setdefault(key, {})[day] = sp.spent
-    if key in batch.full_history:
-        batch.full_history[key][1][day] = sp.spent
-    batch.state[key] = domain.with_execution(b, sp.committed, sp.spent, sp.as_of, sp.revision)
+    batch.snapshots.append((key[0], key[1], as_of, sp.revision, sp.committed, spent, event_id))
+    counts = batch.snapshot_counts
+    counts[key] = counts.get(key, 0) + 1
+    day = _day(as_of)  # one date object per day for the held points
+    points = batch.history.get(key)
+    if points is None:
+        points = batch.history[key] = {}
+    points[day] = spent
+    full = batch.full_history.get(key)
+    if full is not None:
+        full[1][day] = spent
+    batch.state[key] = domain.with_execution(b, sp.committed, spent, as_of, sp.revision)
     return [key]
 
 
@@ -374,6 +388,7 @@ HANDLERS: dict[str, Handler] = {
     "budget.division_snapshot": _on_division_snapshot,
 }
 _MILESTONE_SET = "milestone.set"
+_EXECUTION_SNAPSHOT = "budget.execution_snapshot"
 _DIVISION_SNAPSHOT = "budget.division_snapshot"
 #: Events that carry no program key to load or judge: milestones (they name a program of any
 #: year: their keys come from the view) and facts about a whole 과.
@@ -384,18 +399,23 @@ def _apply(session: Session, cfg: Config, events: list[AnyEvent],
            cache: StateCache) -> tuple[BatchResult, Callable[[], None]]:
     result = BatchResult()
     conn = session.connection()
+    now = utcnow()
     ids = {id(e): str(e.event_id) for e in events}  # str(UUID) is not free at thousands per batch
-    seen = {r[0] for r in bulk.select_in(conn, _SEEN_SQL, ids.values())}
+    # The inbox claims the batch's event ids in one statement (ON CONFLICT DO NOTHING RETURNING)
+    # instead of a read, then an insert at the end: the ids it returns are the events not
+    # applied before. Same transaction: a failed batch leaves no claim behind.
+    inbox = _statements_for(conn.dialect)[3]
+    new = {r[0] for r in inbox.insert_new(conn, [(ids[id(e)], now) for e in events if e.event_type in HANDLERS])}
     fresh: list[AnyEvent] = []
     for e in events:
         if e.event_type not in HANDLERS:
             result.ignored += 1
             continue
-        if ids[id(e)] in seen:
+        if ids[id(e)] not in new:
             result.duplicates += 1
             result.snapshot_duplicates += e.event_type == "budget.execution_snapshot"
             continue
-        seen.add(ids[id(e)])
+        new.discard(ids[id(e)])  # the same id again later in the batch is a duplicate
         fresh.append(e)
     if not fresh:
         return result, lambda: None
@@ -414,11 +434,20 @@ def _apply(session: Session, cfg: Config, events: list[AnyEvent],
     misses = keys - hits.keys()
     loaded = load_states(session, misses) if misses else {}
     plan_rows = load_plan_rows(session, misses) if misses else {}
-    state = {k: h.state for k, h in hits.items()} | {k: b for k, (b, _) in loaded.items()}
-    counts = {k: h.snapshots for k, h in hits.items()} | {k: n for k, (_, n) in loaded.items()}
-    plans = {k: h.plan for k, h in hits.items() if h.plan is not None} | {k: plan_of(r) for k, r in plan_rows.items()}
-    versions = {k: h.versions for k, h in hits.items()} | (load_line_versions(session, misses) if misses else {})
-    amendments: dict[Key, dict[str, BudgetAmendment]] = {k: h.amendments for k, h in hits.items()}
+    state: dict[Key, domain.ProgramBudget] = {}
+    counts: dict[Key, int] = {}
+    plans: dict[Key, list[tuple[int, Decimal]]] = {}
+    versions: dict[Key, Versions] = {}
+    amendments: dict[Key, dict[str, BudgetAmendment]] = {}
+    for k, h in hits.items():  # one pass over the cache hits (most keys of a batch)
+        state[k], counts[k], versions[k], amendments[k] = h.state, h.snapshots, h.versions, h.amendments
+        if h.plan is not None:
+            plans[k] = h.plan
+    for k, (b, n) in loaded.items():
+        state[k], counts[k] = b, n
+    plans.update((k, plan_of(r)) for k, r in plan_rows.items())
+    if misses:
+        versions.update(load_line_versions(session, misses))
     for (pid, fy, aid), a in (load_amendments(session, misses) if misses else {}).items():
         amendments.setdefault((pid, fy), {})[aid] = a
     milestones: MilestoneRows = {}  # always read: see StateCache
@@ -428,7 +457,7 @@ def _apply(session: Session, cfg: Config, events: list[AnyEvent],
     by_program: dict[str, set[Key]] = {}
     for k in held_keys:
         by_program.setdefault(k[0], set()).add(k)
-    batch = _Batch(session, cfg, result, utcnow(), counts, state, plans, plan_rows, {}, versions, amendments,
+    batch = _Batch(session, cfg, result, now, counts, state, plans, plan_rows, {}, versions, amendments,
                    milestones, by_program,
                    known_milestones={(pid, mid) for pid, m in milestones.items() for mid in m},
                    rules=cfg.rules, loaded=dict(state))
@@ -440,17 +469,22 @@ def _apply(session: Session, cfg: Config, events: list[AnyEvent],
         if touched is None:
             continue
         for key in touched:
-            state[key] = _evaluate(batch, key, batch.budget(key), cause)
+            state[key] = _evaluate(batch, key, state.get(key) or batch.budget(key), cause)
             result.touched.add(key)
-            by_program.setdefault(key[0], set()).add(key)
+            program_keys = by_program.get(key[0])
+            if program_keys is None:
+                program_keys = by_program[key[0]] = set()
+            program_keys.add(key)
         result.applied += 1
 
-    stamp = _write(batch, [ids[id(e)] for e in fresh])
+    stamp = _write(batch)
 
     def keep() -> None:
+        # New entries, never changed in place: a batch that read an entry keeps what it read.
+        snapshot_counts, full_history = batch.snapshot_counts, batch.full_history
         for key in result.touched:
-            full = batch.full_history.get(key)
-            cache.put(key, _Held(stamp, batch.state[key], counts.get(key, 0) + batch.snapshot_counts[key],
+            full = full_history.get(key)
+            cache.put(key, _Held(stamp, state[key], counts.get(key, 0) + snapshot_counts.get(key, 0),
                                  versions.get(key, {}), amendments.get(key, {}), plans.get(key),
                                  full[1] if full else None, full[0] if full else None))
     return result, keep
@@ -458,7 +492,6 @@ def _apply(session: Session, cfg: Config, events: list[AnyEvent],
 
 _MISSING = object()
 _MILESTONE_COLUMNS = ("program_id", "milestone_id", "title", "start", "end", "status", "needs_review")
-_SEEN_SQL = "SELECT event_id FROM budget_inbox WHERE event_id IN ({})"
 _STAMP_SQL = "SELECT program_id, fiscal_year, updated_at FROM budget_program WHERE program_id IN ({})"
 
 
@@ -467,18 +500,36 @@ def _load_history(batch: _Batch, events: list[AnyEvent], hits: dict[Key, _Held])
     on or after the year-end start date), back to the projection's look-back window: from the
     cache when it holds them since then, else from the database."""
     state = batch.state
-    dates: dict[Key, list[date]] = {}
-    for e in events:
-        if e.event_type == _DIVISION_SNAPSHOT:
-            continue
-        is_milestone = e.event_type == _MILESTONE_SET
-        for key in [k for k in state if k[0] == _program(e)] if is_milestone else [_key(e)]:
-            held = state[key].as_of if key in state else None
-            as_of = e.payload.as_of if e.event_type == "budget.execution_snapshot" else held
-            if as_of is not None:
-                dates.setdefault(key, []).append(as_of)
     start = batch.cfg.year_end.start
-    needed = {k: d for k, d in dates.items() if max(d) >= domain.in_year(k[1], start)}
+    # Per program, the earliest as-of a judgement will look back from, and whether any reaches
+    # the year-end start date (only those need their history).
+    earliest: dict[Key, date] = {}
+    reach: set[Key] = set()
+    starts: dict[int, date] = {}
+
+    def judged_on(key: Key, as_of: date) -> None:
+        low = earliest.get(key)
+        if low is None or as_of < low:
+            earliest[key] = as_of
+        year_start = starts.get(key[1])
+        if year_start is None:
+            year_start = starts[key[1]] = domain.in_year(key[1], start)
+        if as_of >= year_start:
+            reach.add(key)
+
+    for e in events:
+        kind = e.event_type
+        if kind == _EXECUTION_SNAPSHOT:
+            p = e.payload
+            judged_on((p.program_id, int(p.fiscal_year)), p.as_of)  # type: ignore[union-attr,arg-type]
+            continue
+        if kind == _DIVISION_SNAPSHOT:
+            continue
+        for key in [k for k in state if k[0] == _program(e)] if kind == _MILESTONE_SET else [_key(e)]:
+            held = state[key].as_of if key in state else None
+            if held is not None:
+                judged_on(key, held)
+    needed = {k: earliest[k] for k in reach}
     for key, h in hits.items():  # keep appending to what the cache holds, needed now or not
         if h.history is not None and h.history_since is not None:
             batch.full_history[key] = (h.history_since, h.history)
@@ -486,8 +537,8 @@ def _load_history(batch: _Batch, events: list[AnyEvent], hits: dict[Key, _Held])
         return
     lookback = timedelta(days=batch.cfg.year_end.window_days + 46)
     load: dict[Key, date] = {}
-    for key, d in needed.items():
-        since = min(d) - lookback
+    for key, first in needed.items():
+        since = first - lookback
         full = batch.full_history.get(key)
         if full is not None and full[0] <= since:
             if full[0] < since - _PRUNE_AFTER:  # points before `since` never serve as an anchor again
@@ -551,13 +602,17 @@ def _on_its_date(batch: _Batch, key: Key, b: domain.ProgramBudget) -> domain.Pro
 
 def _evaluate(batch: _Batch, key: Key, b: domain.ProgramBudget, cause: str) -> domain.ProgramBudget:
     points = batch.history.get(key)
-    history = list(points.items()) if points else []
+    history: list[tuple[date, int]] = []
+    # Only the point just applied (the usual case before the year-end history is loaded): it is
+    # never an anchor, which lies `window_days` before the as-of date, so no list is built.
+    if points and not (len(points) == 1 and b.as_of in points and batch.cfg.year_end.window_days > 0):
+        history = list(points.items())
     milestones = batch.milestones.get(key[0])
     start = domain.funding_start(milestones.values(), key[1], batch.cfg.plan) if milestones else None
     judged = _on_its_date(batch, key, b)
     plan = batch.plans.get(key)
     verdict = domain.judge(judged, batch.rules, plan, history, start)
-    if (verdict.level, verdict.over_level, verdict.year_end_level) == (b.level, b.over_level, b.year_end_level):
+    if verdict[0] == b.level and verdict[1] == b.over_level and verdict[2] == b.year_end_level:
         batch.last[key] = verdict  # no change of state: no alert, nothing else to build
         return b
     ev = domain.evaluate(judged, batch.rules, plan, history, start)
@@ -636,11 +691,11 @@ def _upsert(conn: sa.Connection, table: sa.Table, update: Any, rows: Iterable[tu
         conn.execute(table.insert(), inserts)
 
 
-def _write(batch: _Batch, event_ids: list[str]) -> Any:
+def _write(batch: _Batch) -> Any:
     """Bulk UPDATEs (executemany by primary key) and bulk INSERTs for the touched programs,
-    their line versions and milestones; new snapshots, alerts and inbox ids. The hot tables
-    (view, snapshots, inbox) go through plain DB-API with prebuilt tuples (COPY on PostgreSQL);
-    the rare ones through Core. Returns the view rows' stamp as stored (see StateCache)."""
+    their line versions and milestones; new snapshots and alerts (the inbox ids were claimed
+    first, see `_apply`). The hot tables (view, snapshots) go through plain DB-API with prebuilt
+    tuples (COPY on PostgreSQL); the rare ones through Core. Returns the view rows' stamp as stored (see StateCache)."""
     session, result, now = batch.session, batch.result, batch.now
     updates: list[bulk.Row] = []
     executions: list[bulk.Row] = []
@@ -651,8 +706,8 @@ def _write(batch: _Batch, event_ids: list[str]) -> Any:
         plan, gap, projected = (ev.plan, ev.gap, ev.projected) if ev else (None, None, None)
         count = batch.held.get(key, 0) + batch.snapshot_counts[key]
         before = batch.loaded.get(key)
-        if before is not None and key in batch.held and all(
-                getattr(before, f) == getattr(b, f) for f in _LINE_FIELDS):
+        if before is not None and key in batch.held and (key not in batch.lines_moved or all(
+                getattr(before, f) == getattr(b, f) for f in _LINE_FIELDS)):
             executions.append((b.program_id, b.fiscal_year, b.committed, b.spent, b.as_of, b.revision, b.level,
                                b.over_level, b.year_end_level, plan, gap, projected, now, count))
         else:
@@ -666,7 +721,7 @@ def _write(batch: _Batch, event_ids: list[str]) -> Any:
             result.unknown_programs += 1
     session.flush()  # amendments and plans added as objects
     conn = session.connection()
-    view, execution, snapshots, inbox = _statements_for(conn.dialect)
+    view, execution, snapshots, _ = _statements_for(conn.dialect)
     execution.update(conn, executions)
     view.update(conn, updates)
     view.insert(conn, inserts)
@@ -675,7 +730,6 @@ def _write(batch: _Batch, event_ids: list[str]) -> Any:
     _upsert(conn, _MILESTONE, _UPDATE_MILESTONE,
             [(k in batch.known_milestones, row) for k, row in sorted(batch.milestone_rows.items())])
     snapshots.insert(conn, batch.snapshots)
-    inbox.insert(conn, [(i, now) for i in event_ids])
     if batch.outbox:
         conn.execute(_OUTBOX.insert(), batch.outbox)
         conn.execute(_ALERT.insert(), batch.alerts)

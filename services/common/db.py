@@ -63,6 +63,14 @@ def make_engine(url: str) -> Engine:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
+            # A batch of 500 rows dirties a page per row in each index on random ids (ingest's
+            # event ids), so the default 1,000-page autocheckpoint ran (and synced) after nearly
+            # every commit, and the default 2 MB cache re-read those pages from the OS: 10,000 pages
+            # (≈ 40 MB of WAL) and a cache of up to 64 MB took ≈ 13 % of the CPU and a fifth to a half
+            # of the wall time off ingest's accept (docs/benchmarks.md, 2026-11-26 evening). Durability
+            # is the same.
+            cur.execute("PRAGMA wal_autocheckpoint=10000")
+            cur.execute("PRAGMA cache_size=-65536")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 

@@ -4,6 +4,7 @@ stored and published; what it refuses is refused early, as JSON, and stores noth
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -363,3 +364,32 @@ async def test_a_batch_is_stored_as_published_with_its_hash_and_time(app):
         created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
         assert before - timedelta(seconds=1) <= created <= datetime.now(UTC)
     assert datetime.fromisoformat(status["accepted_at"]).replace(tzinfo=UTC) >= before - timedelta(seconds=1)
+
+
+def _hash_as_main_stored_it(data: dict[str, Any]) -> str:
+    """The content hash as ingest computed it before orjson: `json.dumps` of the model's JSON data."""
+    canonical = json.dumps(parse_event(data).model_dump(mode="json"), sort_keys=True, separators=(",", ":"),
+                           ensure_ascii=False).encode("utf-8")
+    return hashlib.sha256(canonical).hexdigest()
+
+
+async def test_an_event_stored_before_the_faster_hash_is_still_a_duplicate(app):
+    # Rows stored by the previous version keep their hashes: a resend after the upgrade must be a
+    # duplicate (the same hash), and other content a conflict naming the stored hash.
+    event = f.program("P-한글", title="서울형 \"R&D\" 지원 \\ 한글 ①😀")
+    event["payload"]["purpose"] = "골목상권 활성화\n\t- 점포당 최대 ₩3,000,000"
+    old_hash = _hash_as_main_stored_it(event)
+    changed = copy.deepcopy(event)
+    changed["payload"]["purpose"] = "골목상권 활성화"
+    async with running(app, as_role=None) as (client,):
+        with app.state.runtime.db.unit_of_work() as s:  # the tables exist once the app has started
+            s.add(IngestOutbox(event_id=event["event_id"], topic="execwatch.programs", key="P-한글",
+                               value=dump_event(parse_event(event)), source=f.SOURCE,
+                               source_event_id=event["event_id"], content_hash=old_hash))
+        resend = await client.post("/v1/events", headers=AUTH, json=[event])
+        conflict = await client.post("/v1/events", headers=AUTH, json=[changed])
+    assert resend.status_code == 202 and (resend.json()["accepted"], resend.json()["duplicates"]) == (0, 1)
+    assert conflict.status_code == 409
+    assert [(c["stored_hash"], c["submitted_hash"]) for c in conflict.json()["conflicts"]] == [
+        (old_hash, _hash_as_main_stored_it(changed))]
+    assert [r.content_hash for r in stored(app)] == [old_hash]

@@ -7,12 +7,24 @@ import hashlib
 import json
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from contracts import MAX_EVENT_BYTES, ContractError, canonical_json, content_hash, dump_event, parse_event
+from contracts import (
+    EVENT_MODELS,
+    MAX_EVENT_BYTES,
+    Alert,
+    AlertEvent,
+    ContractError,
+    canonical_json,
+    content_hash,
+    dump_event,
+    parse_event,
+)
+from contracts.envelope import canonical_bytes
 from contracts.limits import LIST_MAX, MAX_WON, NAME_MAX, SHORT_TEXT_MAX, TEXT_MAX, TITLE_MAX
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -169,4 +181,68 @@ def test_canonical_json_is_sorted_compact_utf8_json_of_the_model(data):
     expected = json.dumps(event.model_dump(mode="json"), sort_keys=True, separators=(",", ":"),
                           ensure_ascii=False).encode("utf-8")
     assert canonical_json(event) == expected
+    assert content_hash(event) == hashlib.sha256(expected).hexdigest()
+
+
+# The canonical JSON is built by orjson since 2026-11; every content hash stored before was made by
+# `json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)`. A resend after the
+# upgrade must still be a duplicate (same hash), not a conflict: the bytes must not change.
+
+def _stdlib_canonical(data: Any) -> bytes:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def test_canonical_bytes_escape_every_code_point_as_the_stdlib_did():
+    points = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]  # surrogates: not UTF-8
+    for start in range(0, len(points), 2048):
+        chunk = points[start:start + 2048]
+        data = {"text": "".join(chunk), "list": chunk, "keys": {c: i for i, c in enumerate(reversed(chunk))}}
+        assert canonical_bytes(data) == _stdlib_canonical(data), f"code points from U+{ord(chunk[0]):04X}"
+
+
+def test_canonical_bytes_sort_nested_keys_by_code_point_and_keep_integers():
+    data = {"한글": {"z": [1, {"b": None, "a": True}], "A": False, "é": -(2**63)}, "a": 2**64 - 1,
+            "big": 10**40, "": "", "\u2028": "\u2029\ufeff\U0001F600\U0010FFFF", "숫자": [0, -1, 2**63]}
+    assert canonical_bytes(data) == _stdlib_canonical(data)  # 10**40: orjson refuses it, the stdlib writes it
+
+
+def test_no_event_serializes_a_float():
+    """orjson and the stdlib write floats differently: the canonical form relies on there being none
+    (amounts are integers, rates and quantities Decimal strings)."""
+    def numbers(schema: Any, path: str) -> list[str]:
+        if isinstance(schema, dict):
+            found = [path] if schema.get("type") == "number" else []
+            return found + [p for k, v in schema.items() for p in numbers(v, f"{path}/{k}")]
+        if isinstance(schema, list):
+            return [p for i, v in enumerate(schema) for p in numbers(v, f"{path}[{i}]")]
+        return []
+    floats = [p for name, model in EVENT_MODELS.items()
+              for p in numbers(model.model_json_schema(mode="serialization"), name)]
+    assert floats == []
+
+
+def test_content_hash_of_a_korean_event_is_the_one_stored_before():
+    event = parse_event({
+        "event_id": "0b6f3c1e-3f1a-4b7e-9a4e-2d1c5e8f9a01", "event_type": "program.registered",
+        "occurred_at": "2025-03-31T09:00:00+09:00", "source": "경제정책과-시스템", "key": "2025-경제-001",
+        "payload": {"program_id": "2025-경제-001", "title": "소상공인 \"경영\" 안정 지원 (2차) \\ ①",
+                    "office": "경제실", "division": "경제정책과", "fiscal_year": 2025,
+                    "purpose": "골목상권 활성화\n\t- 점포당 최대 ₩3,000,000 😀",
+                    "contacts": [{"name": "김주무관", "role": "담당", "email": "kim@seoul.go.kr"}]}})
+    expected = _stdlib_canonical(event.model_dump(mode="json"))
+    assert canonical_json(event) == expected
+    assert "소상공인".encode() in expected
+    # What main stored for this event (json.dumps), written down: a change of either side shows.
+    assert content_hash(event) == "3332d8e6292f25485762b1f53aed9d791fbc6f717d3c5121c8d71d1979f768ed"
+
+
+def test_content_hash_of_an_alert_with_decimal_and_big_figures_is_the_stdlib_one():
+    event = AlertEvent(
+        event_id=uuid.UUID(int=7), occurred_at=datetime(2025, 3, 31, tzinfo=UTC), source="budget", key="P1",
+        payload=Alert(fingerprint="f", rule="execution_slipped", status="firing", severity="warning",
+                      program_id="P1", summary="집행률이 낮습니다", generator="budget",
+                      starts_at=datetime(2025, 3, 31, tzinfo=UTC),
+                      figures={"rate": Decimal("12.345600"), "won": 10**30, "gap": Decimal("-0.1"), "note": "가"}))
+    expected = _stdlib_canonical(event.model_dump(mode="json"))
+    assert canonical_json(event) == expected and b'"12.345600"' in expected
     assert content_hash(event) == hashlib.sha256(expected).hexdigest()
