@@ -17,7 +17,7 @@ against the budget in effect on that date.
 from __future__ import annotations
 
 import weakref
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
@@ -90,6 +90,7 @@ class Config:
     slip: domain.SlipConfig
     topic_prefix: str = ""
     year_end: domain.YearEndConfig = field(default_factory=domain.YearEndConfig)
+    cache_programs: int = 200_000  # the StateCache's bound
 
     @property
     def rules(self) -> domain.RuleConfig:
@@ -107,6 +108,7 @@ class Config:
             s.topic_prefix,
             domain.YearEndConfig(start=domain.month_day(s.year_end_risk_from), warning_rate=s.year_end_risk_rate,
                                  critical_rate=s.year_end_critical_rate, window_days=s.year_end_window_days),
+            s.budget_cache_programs,
         )
 
 
@@ -121,7 +123,7 @@ class _Held:
     versions: Versions
     amendments: dict[str, BudgetAmendment]  # read only: a key with an amendment event is reloaded
     plan: list[tuple[int, Decimal]] | None
-    history: dict[date, tuple[int, int]] | None  # every snapshot point since history_since
+    history: dict[date, int] | None  # 지출액 of every snapshot point since history_since
     history_since: date | None
 
 
@@ -131,35 +133,41 @@ class StateCache:
     per batch against the view rows' stamps, which also covers a rebalance (a partition that
     comes back after another member wrote it is stale by its stamp) and several instances. Any
     failed batch clears it: its in-memory changes were rolled back in the database. Milestones
-    are not kept: another member may record one for a program whose view row it never writes."""
+    are not kept: another member may record one for a program whose view row it never writes.
+    Bounded to `max_keys` programs, the least recently written evicted first (a evicted program is
+    a miss, loaded from the database when next seen), so its memory is bounded by a setting
+    (`budget_cache_programs`), never by the events applied."""
 
-    MAX_KEYS = 200_000
-
-    def __init__(self) -> None:
-        self.held: dict[Key, _Held] = {}
+    def __init__(self, max_keys: int = 200_000) -> None:
+        self.held: OrderedDict[Key, _Held] = OrderedDict()
+        self.max_keys = max_keys
 
     def clear(self) -> None:
         self.held.clear()
 
     def put(self, key: Key, entry: _Held) -> None:
-        if len(self.held) >= self.MAX_KEYS and key not in self.held:
-            self.held.clear()  # bounded memory: start over rather than track recency per event
         self.held[key] = entry
+        self.held.move_to_end(key)
+        while len(self.held) > self.max_keys:
+            self.held.popitem(last=False)
 
 
 _caches: weakref.WeakKeyDictionary[Database, StateCache] = weakref.WeakKeyDictionary()
 
 
-def cache_of(db: Database) -> StateCache:
-    """The state cache of a database's batches (one per Database, i.e. per service process)."""
+def cache_of(db: Database, max_keys: int | None = None) -> StateCache:
+    """The state cache of a database's batches (one per Database, i.e. per service process),
+    bounded to `max_keys` programs when given (the configuration's bound)."""
     cache = _caches.get(db)
     if cache is None:
         cache = _caches[db] = StateCache()
+    if max_keys is not None:
+        cache.max_keys = max_keys
     return cache
 
 
 def apply_batch(db: Database, cfg: Config, events: list[AnyEvent]) -> BatchResult:
-    cache = cache_of(db)
+    cache = cache_of(db, cfg.cache_programs)
     try:
         with db.unit_of_work() as session:
             result, keep = _apply(session, cfg, events, cache)
@@ -192,7 +200,7 @@ class _Batch:
     state: dict[Key, domain.ProgramBudget]
     plans: dict[Key, list[tuple[int, Decimal]]]
     plan_rows: dict[Key, BudgetPlan]
-    history: dict[Key, dict[date, tuple[int, int]]]
+    history: dict[Key, dict[date, int]]  # 지출액 per as-of, for the year-end projection
     versions: dict[Key, Versions]
     amendments: dict[Key, dict[str, BudgetAmendment]]
     milestones: MilestoneRows
@@ -207,7 +215,7 @@ class _Batch:
     alerts: list[dict[str, Any]] = field(default_factory=list)
     snapshot_counts: Counter[Key] = field(default_factory=Counter)
     #: complete snapshot histories (since a date) the cache keeps, appended by every snapshot
-    full_history: dict[Key, tuple[date, dict[date, tuple[int, int]]]] = field(default_factory=dict)
+    full_history: dict[Key, tuple[date, dict[date, int]]] = field(default_factory=dict)
     rules: domain.RuleConfig = field(default_factory=domain.RuleConfig)
     loaded: dict[Key, domain.ProgramBudget] = field(default_factory=dict)  # the state before the batch
     #: programs whose line or 추경 events ran in the batch: only theirs can differ from `loaded`
@@ -302,14 +310,14 @@ def _on_snapshot(batch: _Batch, event: ExecutionSnapshotEvent, event_id: str) ->
     batch.snapshots.append((key[0], key[1], as_of, sp.revision, sp.committed, spent, event_id))
     counts = batch.snapshot_counts
     counts[key] = counts.get(key, 0) + 1
-    point = (sp.revision, spent)
+    day = _day(as_of)  # one date object per day for the held points
     points = batch.history.get(key)
     if points is None:
         points = batch.history[key] = {}
-    points[as_of] = point
+    points[day] = spent
     full = batch.full_history.get(key)
     if full is not None:
-        full[1][as_of] = point
+        full[1][day] = spent
     batch.state[key] = domain.with_execution(b, sp.committed, spent, as_of, sp.revision)
     return [key]
 
@@ -533,10 +541,11 @@ def _load_history(batch: _Batch, events: list[AnyEvent], hits: dict[Key, _Held])
         since = first - lookback
         full = batch.full_history.get(key)
         if full is not None and full[0] <= since:
-            if len(full[1]) > 200:  # older points never serve as an anchor again
-                for day in [day for day in full[1] if day < since]:
-                    del full[1][day]
-                full = batch.full_history[key] = (since, full[1])
+            if full[0] < since - _PRUNE_AFTER:  # points before `since` never serve as an anchor again
+                points = full[1]
+                for day in [day for day in points if day < since]:
+                    del points[day]
+                full = batch.full_history[key] = (since, points)
             batch.history[key] = full[1]
         else:
             load[key] = since
@@ -548,9 +557,24 @@ def _load_history(batch: _Batch, events: list[AnyEvent], hits: dict[Key, _Held])
         since = min(load.values())
         histories = load_history(batch.session, load.keys(), since, date.max)
         for key in load:
-            points = histories.get(key, {})
+            points = {_day(d): spent for d, (_, spent) in histories.get(key, {}).items()}
             batch.history[key] = points
             batch.full_history[key] = (since, points)
+
+
+#: Held points older than the look-back window are dropped once they span this much more: the
+#: cache then holds at most window_days + 46 + 30 days of points per program (amortised: one
+#: pass over a program's points per 30 days of its snapshots), bounded by programs, not events.
+_PRUNE_AFTER = timedelta(days=30)
+_DAYS: dict[date, date] = {}
+
+
+def _day(d: date) -> date:
+    """One date object per calendar day for the held points (they are up to programs × window
+    days; a date object each would be a third of their size)."""
+    if len(_DAYS) > 10_000:  # a few hundred days a year; bounded all the same
+        _DAYS.clear()
+    return _DAYS.setdefault(d, d)
 
 
 def _on_its_date(batch: _Batch, key: Key, b: domain.ProgramBudget) -> domain.ProgramBudget:
@@ -582,7 +606,7 @@ def _evaluate(batch: _Batch, key: Key, b: domain.ProgramBudget, cause: str) -> d
     # Only the point just applied (the usual case before the year-end history is loaded): it is
     # never an anchor, which lies `window_days` before the as-of date, so no list is built.
     if points and not (len(points) == 1 and b.as_of in points and batch.cfg.year_end.window_days > 0):
-        history = [(d, spent) for d, (_, spent) in points.items()]
+        history = list(points.items())
     milestones = batch.milestones.get(key[0])
     start = domain.funding_start(milestones.values(), key[1], batch.cfg.plan) if milestones else None
     judged = _on_its_date(batch, key, b)

@@ -151,6 +151,10 @@ class Settings(BaseSettings):
     year_end_window_days: int = Field(default=60, ge=7, description="pace measured over this many recent days")
     budget_consumer_group: str = Field(default="execwatch-budget",
                                        description="a new group replays the budget topic from the start")
+    budget_cache_programs: int = Field(
+        default=200_000, ge=1,
+        description="programs whose state the budget service keeps between batches (least recently written "
+                    "evicted first, reloaded when next seen): ≈ 2.5 KB each, ≈ 7 KB more from the year-end start")
     budget_metrics_refresh_s: float = Field(default=15.0, gt=0, description="division gauges are refreshed this often")
 
     # --- programs --------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ PostgreSQL (the hot writes are plain DB-API there, COPY on PostgreSQL)."""
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -107,3 +108,82 @@ def test_two_writers_taking_turns_see_each_others_writes(db_url: str, tmp_path: 
     batches = [events[i:i + 5] for i in range(0, len(events), 5)]
     assert run(db_url, batches, writers=2, cold=False) == run(f"sqlite:///{tmp_path}/one.db", batches, writers=1,
                                                               cold=True)
+
+
+def run_bounded(url: str, batches: list[list[AnyEvent]], cache_programs: int) -> tuple[list[Any], ...]:
+    upgrade(url, "budget")
+    cfg = replace(service.Config.from_settings(Settings(_env_file=None)), cache_programs=cache_programs)
+    db = Database(url)
+    try:
+        for batch in batches:
+            service.apply_batch(db, cfg, batch)
+            assert len(service.cache_of(db).held) <= cache_programs
+        return outcome(db)
+    finally:
+        db.dispose()
+
+
+@pytest.mark.parametrize("cache_programs", [1, 4])
+def test_a_bounded_cache_writes_what_uncached_batches_do(db_url: str, cache_programs: int, tmp_path: Any) -> None:
+    """Programs evicted from the bounded cache (least recently written first) are loaded again
+    when next seen: the outcome is the one of batches that never find anything cached."""
+    events = stream()
+    batches = [events[i:i + 5] for i in range(0, len(events), 5)]
+    assert run_bounded(db_url, batches, cache_programs) == run(f"sqlite:///{tmp_path}/cold.db", batches,
+                                                                 writers=1, cold=True)
+
+
+def test_the_cache_evicts_the_least_recently_written_program() -> None:
+    cache = service.StateCache(max_keys=2)
+    entry: Any = object()
+    for key in [("A", FY), ("B", FY), ("A", FY), ("C", FY)]:
+        cache.put(key, entry)
+    assert list(cache.held) == [("A", FY), ("C", FY)]  # B was written least recently
+
+
+def daily() -> list[AnyEvent]:
+    """Two programs with a snapshot every calendar day of the year: a pace that stops over the
+    summer (year-end risk fires) and picks up in the autumn, so the year-end projection's
+    look-back anchor moves every day through months of held points."""
+    out = [ev(f.envelope("budget.line_set", p, {"program_id": p, "fiscal_year": FY, "title": f"사업 {p}",
+                                                "office": "경제실", "division": "경제정책과",
+                                                "original": 1_000_000_000}))
+           for p in ("D0", "D1")]
+    spent = {"D0": 0, "D1": 0}
+    day = date(FY, 1, 2)
+    while day.year == FY:
+        for p, summer in (("D0", 0), ("D1", 1_000_000)):
+            spent[p] += summer if 6 <= day.month <= 9 else 3_000_000 if day.month < 6 else 9_000_000
+            out.append(ev(f.snapshot(p, day, spent[p], spent[p])))
+        day += timedelta(days=1)
+    return out
+
+
+def test_held_snapshot_points_stay_within_the_look_back_window(db_url: str, tmp_path: Any) -> None:
+    """Daily snapshots through the year-end months: the cache keeps each program's points back
+    to the projection's look-back window only (bounded by programs, not by the days applied),
+    and the view and alerts are those of batches that load the history from the database."""
+    events = daily()
+    batches = [events[i:i + 6] for i in range(0, len(events), 6)]
+    upgrade(db_url, "budget")
+    cfg = service.Config.from_settings(Settings(_env_file=None))
+    db = Database(db_url)
+    widest = 0
+    try:
+        for batch in batches:
+            service.apply_batch(db, cfg, batch)
+            for h in service.cache_of(db).held.values():
+                if h.history:
+                    widest = max(widest, (max(h.history) - min(h.history)).days)
+        warm = outcome(db)
+        held = service.cache_of(db).held
+        d0, d1 = held[("D0", FY)].history, held[("D1", FY)].history
+        assert d0 and d1
+        assert all(a is b for a, b in zip(sorted(d0), sorted(d1), strict=True))  # one date object per day
+    finally:
+        db.dispose()
+    # the look-back (window + 46 days), the pruning slack (30 days) and a batch's 3 days
+    assert 100 < widest <= cfg.year_end.window_days + 46 + 30 + 3
+    assert warm == run(f"sqlite:///{tmp_path}/cold.db", batches, writers=1, cold=True)
+    rules = {(rule, status) for _, rule, status, *_ in warm[1]}
+    assert ("year_end_risk", "firing") in rules
