@@ -69,12 +69,11 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             # A batch of 500 rows dirties a page per row in each index on random ids (ingest's
             # event ids), so the default 1,000-page autocheckpoint ran (and synced) after nearly
-            # every commit, and the default 2 MB cache re-read those pages from the OS: 10,000 pages
-            # (≈ 40 MB of WAL) and a cache of up to 64 MB took ≈ 13 % of the CPU and a fifth to a half
-            # of the wall time off ingest's accept (docs/benchmarks.md, 2026-11-26 evening). Durability
-            # is the same.
+            # every commit: 10,000 pages (≈ 40 MB of WAL) instead. Durability is the same. The page
+            # cache stays SQLite's default (2 MB per connection): a 64 MB cache showed no difference
+            # beyond the noise on ingest's accept (100,000 events, alternating runs) and let each
+            # pooled connection grow towards 64 MB as the file grew (docs/benchmarks.md, budget replay).
             cur.execute("PRAGMA wal_autocheckpoint=10000")
-            cur.execute("PRAGMA cache_size=-65536")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
