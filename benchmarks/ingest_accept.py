@@ -27,9 +27,9 @@ import psycopg
 from benchmarks.ingest_throughput import snapshot
 from services.common.auth import Access, Identity, Role
 from services.common.db import Database, upgrade
+from services.common.runtime import tune_gc
 from services.common.settings import Settings
 from services.ingest import service
-from services.ingest.app import tune_gc
 
 
 def main() -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gc
-
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
@@ -49,25 +47,5 @@ def _internal_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=500, content={"error": "internal error; nothing of this request was stored"})
 
 
-def build_frozen(settings: Settings) -> FastAPI:
-    """`build`, for the service's own process, with the garbage collector tuned (`tune_gc`). Not
-    for tests: they build many apps in one process, whose cycles must stay collectable."""
-    app = build(settings)
-    tune_gc()
-    return app
-
-
-def tune_gc() -> None:
-    """Every object made so far (modules, contract schemas, the app) moved out of the collector's
-    generations, and a young collection after 10,000 net allocations instead of 700. A full
-    collection walked the whole startup heap (≈ 0.1 s each, a fifth of the accept's CPU) and a
-    request of 500 events made about seven young ones; measured on
-    benchmarks/ingest_accept.py: 0.2–0.3 s of collections per 40,000 events with the freeze alone,
-    none with both (docs/benchmarks.md, 2026-11-26 evening)."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(10_000, 10, 10)
-
-
 def main() -> None:
-    serve(build_frozen, "ingest", get_settings())
+    serve(build, "ingest", get_settings())
