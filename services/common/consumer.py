@@ -76,6 +76,7 @@ def batch_subscriber(
         batch=True,
         max_records=s.consumer_batch_size,
         batch_timeout_ms=s.consumer_batch_timeout_ms,
+        fetch_max_wait_ms=s.consumer_fetch_max_wait_ms,
         ack_policy=AckPolicy.NACK_ON_ERROR if pipeline is None else AckPolicy.MANUAL,
         listener=pipeline,
         auto_offset_reset="earliest",

@@ -134,3 +134,26 @@ def test_next_offsets_are_per_partition_last_plus_one() -> None:
     records: list[Any] = [R("a", 0, 5), R("a", 1, 9), R("a", 0, 7), R("b", 0, 0), R("a", 0, 6)]
     assert next_offsets(records) == {TopicPartition("a", 0): 8, TopicPartition("a", 1): 10,
                                      TopicPartition("b", 0): 1}
+
+
+def test_the_subscriber_takes_its_fetch_wait_and_batch_settings(monkeypatch, tmp_path):
+    """A broker may hold an empty fetch for the whole fetch wait even when records arrive (tansu
+    does): the setting must reach the consumer, not only aiokafka's 500 ms default."""
+    from services.common.consumer import batch_subscriber
+    from services.common.runtime import Runtime
+    from services.common.settings import Settings
+
+    settings = Settings(_env_file=None, database_url=f"sqlite:///{tmp_path}/x.db",
+                        consumer_fetch_max_wait_ms=77, consumer_batch_size=123, consumer_batch_timeout_ms=45)
+    rt = Runtime.create("budget", settings)
+    seen: dict[str, Any] = {}
+    real = rt.broker.subscriber
+
+    def recording(*topics: str, **kwargs: Any) -> Any:
+        seen.update(kwargs)
+        return real(*topics, **kwargs)
+
+    monkeypatch.setattr(rt.broker, "subscriber", recording)
+    batch_subscriber(rt, ["execwatch.budget"], group_id="g", title="t", description="d")
+    assert (seen["fetch_max_wait_ms"], seen["max_records"], seen["batch_timeout_ms"]) == (77, 123, 45)
+    assert Settings(_env_file=None).consumer_fetch_max_wait_ms == 50
