@@ -4,8 +4,8 @@ relay, so a change to the accept path can be measured (and profiled) without the
     python benchmarks/ingest_accept.py [--db postgresql://127.0.0.1:5432/test] [--events 20000]
                                        [--batch 500] [--resend] [--profile]
 
-The same snapshots as ingest_throughput.py (one source, 2,000 programs), parsed from JSON per
-request as the HTTP door does, accepted all or nothing into a fresh database (SQLite file, or a
+The same snapshots as ingest_throughput.py (one source, 2,000 programs), parsed per request as
+the HTTP door does (`api.parse_items`), accepted all or nothing into a fresh database (SQLite file, or a
 fresh PostgreSQL schema) with access's real rights check against the same database. --resend
 accepts every batch a second time (all duplicates). Prints events/s; with --profile, the top of a
 cProfile by internal time.
@@ -30,6 +30,7 @@ from services.common.db import Database, upgrade
 from services.common.runtime import tune_gc
 from services.common.settings import Settings
 from services.ingest import service
+from services.ingest.api import parse_items
 
 
 def main() -> None:
@@ -68,7 +69,7 @@ def main() -> None:
             if profile:
                 profile.enable()
             for body in batch_bodies:
-                items = json.loads(body)  # as the HTTP door parses a body
+                items = parse_items(body)  # as the HTTP door parses a body
                 outcome = service.accept(db, [service.Submission(item, who) for item in items], policy, access,
                                          all_or_nothing=True)
                 assert not (outcome.rejected or outcome.forbidden or outcome.conflicts), outcome

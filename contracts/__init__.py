@@ -7,6 +7,7 @@ dates, strict types) are in `contracts.limits`.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
@@ -60,6 +61,12 @@ EVENT_MODELS: dict[str, type[Envelope[Any]]] = {
 }
 
 _ADAPTER: TypeAdapter[AnyEvent] = TypeAdapter(Annotated[AnyEvent, Field(discriminator="event_type")])
+_ARRAY_ADAPTER: TypeAdapter[list[AnyEvent]] = TypeAdapter(list[Annotated[AnyEvent, Field(discriminator="event_type")]])
+# The adapters' core validators, called directly: TypeAdapter.validate_python's own Python layer
+# cost about a quarter of validating a small event (≈ 1.8 of 7.5 µs, benchmarks/ingest_accept.py).
+_VALIDATE_PYTHON = _ADAPTER.validator.validate_python
+_VALIDATE_JSON = _ADAPTER.validator.validate_json
+_ARRAY_START = re.compile(rb"[ \t\r\n]*\[")  # JSON's whitespace, then an array
 
 
 class FieldError(BaseModel):
@@ -118,11 +125,24 @@ def parse_event(data: bytes | str | dict[str, Any]) -> AnyEvent:
     if isinstance(data, bytes) and len(data) > MAX_EVENT_BYTES:
         raise _too_large(len(data))
     try:
-        if isinstance(data, bytes | str):
-            return _ADAPTER.validate_json(data)
-        return _ADAPTER.validate_python(data)
+        event: AnyEvent = _VALIDATE_JSON(data) if isinstance(data, bytes | str) else _VALIDATE_PYTHON(data)
     except ValidationError as exc:
         raise contract_error(exc) from exc
+    return event
+
+
+def parse_event_array(data: bytes) -> list[AnyEvent] | None:
+    """A JSON array of events validated in one pass (pydantic reads the JSON itself: no Python
+    dicts in between, under half the cost of `json.loads` and `parse_event` per item), or None if
+    it is not an array of valid events. None says nothing about which event is wrong, or why:
+    callers then parse item by item with `parse_event`, whose errors name the field. Sizes are not
+    checked here: a caller checks each event's encoded size (`encode_event`)."""
+    if _ARRAY_START.match(data) is None:
+        return None
+    try:
+        return _ARRAY_ADAPTER.validate_json(data)
+    except ValidationError:
+        return None
 
 
 def dump_event(event: Envelope[Any]) -> bytes:
@@ -169,5 +189,6 @@ __all__ = [
     "dump_event",
     "encode_event",
     "parse_event",
+    "parse_event_array",
     "utcnow",
 ]

@@ -25,7 +25,7 @@ from contracts import (
     encode_event,
     parse_event,
 )
-from contracts.envelope import canonical_bytes
+from contracts.envelope import Envelope, canonical_bytes
 from contracts.topics import message_key, topic_for
 
 #: Why a submission was set aside: the token (auth), the event itself (contract), what this
@@ -56,9 +56,10 @@ class Problem:
         return [Rejection(self.index, e.field, e.message) for e in self.errors]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Checked:
-    """One valid submission, ready to store: its event, the bytes to publish and its content hash."""
+    """One valid submission, ready to store: its event, the bytes to publish and its content hash
+    (not frozen: one is made per event, see `service.Submission`)."""
 
     index: int
     source: str
@@ -77,14 +78,18 @@ class Policy:
 
 
 def check(index: int, data: Any, source: str | None, policy: Policy) -> Checked | Problem:
-    """Whether one submitted event (a JSON object, or the raw bytes of a Kafka record) from `source`
-    may be stored; the size is checked on the bytes that would be published."""
+    """Whether one submitted event (a JSON object, the raw bytes of a Kafka record, or an event the
+    door validated already) from `source` may be stored; the size is checked on the bytes that
+    would be published."""
     if source is None:
         return Problem(index, "auth", (FieldError(field="(token)", message="unknown or missing token"),))
     try:
-        if not isinstance(data, (dict, str, bytes)):  # a tuple: `dict | str | bytes` is built anew each call
+        if isinstance(data, Envelope):  # validated already (the HTTP door's whole-array parse)
+            event: AnyEvent = data  # type: ignore[assignment]
+        elif isinstance(data, (dict, str, bytes)):  # a tuple: `dict | str | bytes` is built anew each call
+            event = parse_event(data)
+        else:
             raise ContractError([FieldError(field="(event)", message="each event must be a JSON object")])
-        event = parse_event(data)
         value = encode_event(event)
     except ContractError as exc:
         return Problem(index, "contract", tuple(exc.errors))

@@ -118,12 +118,38 @@ async def test_an_authenticated_body_is_read_only_up_to_the_limit(app):
         assert upload.pulled <= 17
 
 
-@pytest.mark.parametrize("body", [b"{not json", b"NaN", b'{"events": [Infinity]}', b"\xff\xfe"])
+@pytest.mark.parametrize("body", [b"{not json", b"NaN", b'{"events": [Infinity]}', b"\xff\xfe", b" [NaN]",
+                                  b'[{"event_type": "budget.execution_snapshot", "x": -Infinity}]'])
 async def test_a_body_that_is_not_json_is_400_json(app, body):
     async with running(app, as_role=None) as (client,):
         resp = await client.post("/v1/events", headers=AUTH, content=body)
         assert resp.status_code == 400
         assert resp.json()["error"].startswith("the body is not JSON")
+
+
+async def test_an_array_read_in_one_pass_stores_what_item_by_item_reading_stores(make_settings, db_url, tmp_path):
+    """A JSON array of valid events is validated in one pass (`parse_event_array`); the same events
+    as {"events": [...]} go item by item. Both store the same bytes and content hashes."""
+    events = [f.program("P-A"), f.budget_line("P-A"), f.snapshot("P-A", spent=5), f.milestone("P-A")]
+    rows = []
+    for n, body in enumerate([json.dumps(events), json.dumps({"events": events})]):
+        url = db_url if n == 0 else f"sqlite:///{tmp_path}/second.db"
+        app = build(make_settings(database_url=url, ingest_sources=SOURCES, topic_prefix="same."), start_broker=False)
+        async with running(app, as_role=None) as (client,):
+            resp = await client.post("/v1/events", headers=AUTH, content=body)
+            assert resp.status_code == 202, resp.text
+        rows.append([(r.event_id, r.topic, r.key, bytes(r.value), r.content_hash) for r in stored(app)])
+    assert rows[0] == rows[1] and len(rows[0]) == len(events)
+    assert [r[4] for r in rows[0]] == [content_hash(parse_event(e)) for e in events]
+
+
+async def test_one_invalid_event_in_an_array_is_named_by_its_index_and_field(app):
+    events = [f.snapshot("P-A"), f.snapshot("P-B", spent=-1), f.snapshot("P-C")]
+    async with running(app, as_role=None) as (client,):
+        resp = await client.post("/v1/events", headers=AUTH, json=events)
+    assert resp.status_code == 422
+    assert [(r["index"], r["field"]) for r in resp.json()["rejected"]] == [(1, "payload.spent")]
+    assert stored(app) == []
 
 
 async def test_the_same_id_with_other_content_is_409_naming_both_hashes(app):

@@ -1,10 +1,11 @@
 import copy
+import json
 import uuid
 from decimal import Decimal
 
 import pytest
 
-from contracts import ContractError, parse_event
+from contracts import ContractError, parse_event, parse_event_array
 from contracts.money import UnitError, from_won, rate_percent, to_won
 from contracts.schema_tool import (
     breaking_changes,
@@ -189,3 +190,26 @@ def test_a_division_snapshot_states_a_division_or_its_office() -> None:
     with pytest.raises(ContractError, match="at least one"):
         parse_event(f.envelope("budget.division_snapshot", "division:경제실/", {
             "office": "경제실", "fiscal_year": 2025, "as_of": "2025-01-31"}))
+
+
+def test_an_array_of_valid_events_is_read_in_one_pass_as_parse_event_reads_each():
+    events = [f.program("P-A"), f.budget_line("P-A"), f.snapshot("P-A", spent=7), f.milestone("P-A")]
+    body = json.dumps(events).encode()
+    assert parse_event_array(b" \n\t" + body) == [parse_event(e) for e in events]
+    assert parse_event_array(b"[]") == []
+
+
+@pytest.mark.parametrize("body", [
+    b'{"events": []}',  # not an array: the caller reads it its own way
+    b"[1]",
+    b"[{\"event_type\": \"no.such.type\"}]",
+    b"[" + b"{}" + b"]",
+    b"[not json",
+])
+def test_an_array_with_anything_invalid_is_none_for_the_caller_to_read_item_by_item(body):
+    assert parse_event_array(body) is None
+
+
+def test_an_array_with_one_invalid_event_among_valid_ones_is_none():
+    events = [f.snapshot("P-A"), f.snapshot("P-B", spent=-1)]
+    assert parse_event_array(json.dumps(events).encode()) is None
