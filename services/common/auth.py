@@ -375,18 +375,30 @@ class Access:
         granted, by what the event says and by whom the program was first published for."""
         stated = {e.key: d for e in events if (d := division_of(e))}
         owners = self.store.owners(sorted({e.key for e in events}))
+        # A batch holds many events per program (a day's snapshots, a year's): judged once per
+        # (program, 과 the event states), not once per event.
+        verdicts: dict[tuple[str, str | None], str | None] = {}
         problems = []
         for index, event in enumerate(events):
-            pid = event.key
-            for division in {owners.get(pid), division_of(event)} - {None}:
-                if not who.may_publish(division):
-                    problems.append((index, f"{pid}: {division} is not among the 과 granted to {who.name}"))
-                    break
-            else:
-                if pid not in owners and pid not in stated and not who.may_publish(None):
-                    problems.append((index, f"{pid}: unknown program; publish it with its 과 first "
-                                            "(program.registered or budget.line_set)"))
+            case = (event.key, division_of(event))
+            if case not in verdicts:
+                verdicts[case] = self._refusal(who, case[0], owners.get(case[0]), case[1], case[0] in stated)
+            why = verdicts[case]
+            if why is not None:
+                problems.append((index, why))
         return problems
+
+    @staticmethod
+    def _refusal(who: Identity, pid: str, owner: str | None, said: str | None, stated: bool) -> str | None:
+        """Why `who` may not publish this event of program `pid` (None: it may): the 과 the program
+        was first published for (`owner`), the one the event states (`said`), or, for a program
+        nobody stated a 과 for yet (in the store or the batch), the right to publish unknown ones."""
+        for division in dict.fromkeys((owner, said)):  # in this order, once each
+            if division is not None and not who.may_publish(division):
+                return f"{pid}: {division} is not among the 과 granted to {who.name}"
+        if owner is None and not stated and not who.may_publish(None):
+            return f"{pid}: unknown program; publish it with its 과 first (program.registered or budget.line_set)"
+        return None
 
     def claim(self, who: Identity, events: Sequence[AnyEvent]) -> None:
         claims = {e.key: (d, getattr(e.payload, "office", None)) for e in events if (d := division_of(e))}

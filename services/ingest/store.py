@@ -8,9 +8,8 @@ under it: see `service.accept`)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlmodel import Field, Session, col, select
@@ -28,8 +27,7 @@ class IngestOutbox(OutboxBase, table=True):
     content_hash: str = Field(default="", max_length=64, description="sha256 of the event's canonical JSON")
 
 
-@dataclass(frozen=True)
-class Stored:
+class Stored(NamedTuple):
     """What the outbox holds for one (source, event id)."""
 
     event_id: str
