@@ -3,12 +3,14 @@ outbox relay gets them onto Kafka. Real parts: the ingest service as its own pro
 (`python -m services.ingest`), the embedded tansu broker, SQLite or PostgreSQL.
 
     python benchmarks/ingest_throughput.py --events 20000 --batch 500 [--db postgresql://127.0.0.1/test]
-                                           [--clients 4] [--relay prototype] [--profile FILE]
+                                           [--clients 4] [--relay inline|process] [--profile FILE]
 
 Prints accepted events/s (HTTP 202 = committed to the outbox), published events/s (outbox → Kafka,
 measured until the last one is on the topic), and the service's peak RSS. --clients sends the
-requests over that many connections at once; --relay prototype runs the service with
-benchmarks/relay_prototype.py in place of the outbox relay's publishing.
+requests over that many connections at once. --relay process runs ingest with
+EXECWATCH_INGEST_RELAY_INLINE=false and the relay as its own process (`python -m
+services.ingest.relay`); the accepting process's CPU is then printed on its own, and the relay's
+beside it.
 """
 
 from __future__ import annotations
@@ -76,7 +78,8 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=500)
     ap.add_argument("--db", default=None, help="database URL (default: a fresh SQLite file)")
     ap.add_argument("--clients", type=int, default=1, help="concurrent HTTP connections")
-    ap.add_argument("--relay", choices=["service", "prototype"], default="service")
+    ap.add_argument("--relay", choices=["inline", "process"], default="inline",
+                    help="the outbox relay inside the ingest process, or as its own process")
     ap.add_argument("--profile", metavar="FILE", help="py-spy profile of the ingest process (raw collapsed stacks)")
     args = ap.parse_args()
 
@@ -86,14 +89,17 @@ def main() -> int:
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "EXECWATCH_TOPIC_PREFIX": prefix,
            "DATABASE_URL": args.db or f"sqlite:///{work}/ingest.db", "EXECWATCH_INGEST_PORT": str(port),
            "EXECWATCH_LOG_LEVEL": "WARNING", "EXECWATCH_DEMO": "true"}  # publishes with demo-token
-    command = [sys.executable, "-m", "services.ingest"] if args.relay == "service" else [
-        sys.executable, "-c",
-        "import benchmarks.relay_prototype as r; r.install(); from services.ingest.app import main; main()"]
-    service = subprocess.Popen(command, env=env)
+    relay: subprocess.Popen[bytes] | None = None
+    if args.relay == "process":
+        env |= {"EXECWATCH_INGEST_RELAY_INLINE": "false", "EXECWATCH_INGEST_RELAY_PORT": str(free_port())}
+        relay = subprocess.Popen([sys.executable, "-m", "services.ingest.relay"], env=env)
+    service = subprocess.Popen([sys.executable, "-m", "services.ingest"], env=env)
     try:
+        if relay is not None:
+            wait_for_port("127.0.0.1", int(env["EXECWATCH_INGEST_RELAY_PORT"]), 60)
         wait_for_port("127.0.0.1", port, 60)
         py_spy = os.path.join(os.path.dirname(sys.executable), "py-spy")  # the venv's
-        spy = subprocess.Popen([py_spy, "record", "--pid", str(service.pid), "-r", "200", "-f", "raw", "-o",
+        spy = subprocess.Popen([py_spy, "record", "--gil", "--pid", str(service.pid), "-r", "200", "-f", "raw", "-o",
                                 args.profile], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) \
             if args.profile else None
         events = [snapshot(i) for i in range(args.events)]
@@ -108,25 +114,31 @@ def main() -> int:
         shares = [bodies[i::args.clients] for i in range(args.clients)]
         with concurrent.futures.ThreadPoolExecutor(args.clients) as pool:
             start, cpu = time.monotonic(), cpu_s(service.pid)
+            relay_cpu = cpu_s(relay.pid) if relay is not None else 0.0
             for done in [pool.submit(send, share) for share in shares]:
                 done.result()
             accepted_s, accepted_cpu = time.monotonic() - start, cpu_s(service.pid) - cpu
+            relay_cpu = cpu_s(relay.pid) - relay_cpu if relay is not None else 0.0
         seen, done = count_topic(broker.bootstrap, f"{prefix}execwatch.budget", args.events, timeout=600)
         published_s = done - start
         print(f"events={args.events} batch={args.batch} db={'postgres' if args.db else 'sqlite'} "
               f"clients={args.clients} relay={args.relay} load={os.getloadavg()[0]:.2f}")
-        print(f"accepted: {args.events / accepted_s:,.0f} events/s ({accepted_s:.2f} s); service CPU "
-              f"{accepted_cpu:.2f} s meanwhile (relay included), "
+        what = "relay included" if relay is None else f"relay process: {relay_cpu:.2f} s more"
+        print(f"accepted: {args.events / accepted_s:,.0f} events/s ({accepted_s:.2f} s); ingest CPU "
+              f"{accepted_cpu:.2f} s meanwhile ({what}), "
               f"{args.events / accepted_cpu:,.0f} events per CPU second")
         print(f"published: {seen:,} on the topic, {seen / published_s:,.0f} events/s end to end ({published_s:.2f} s)")
-        print(f"ingest peak RSS: {rss_mb(service.pid):.0f} MB")
+        print(f"ingest peak RSS: {rss_mb(service.pid):.0f} MB"
+              + (f", relay process {rss_mb(relay.pid):.0f} MB" if relay is not None else ""))
         if spy is not None:
             spy.send_signal(signal.SIGINT)
             spy.wait(30)
         return 0 if seen == args.events else 1
     finally:
-        service.terminate()
-        service.wait(10)
+        for process in (service, relay):
+            if process is not None:
+                process.terminate()
+                process.wait(10)
         broker.stop()
 
 

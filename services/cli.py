@@ -1,7 +1,7 @@
 """`execwatch`: run, operate and feed the execwatch services.
 
     execwatch up [--demo]            the whole system on this machine (embedded broker, SQLite)
-    execwatch serve SERVICE          one service (what a container runs)
+    execwatch serve SERVICE          one service (what a container runs); ingest-relay: ingest's relay alone
     execwatch import FILE...         publish what business reports say, through ingest
     execwatch topics ensure|list     create / show the Kafka topics
     execwatch contracts write|check  regenerate / verify the committed JSON Schemas
@@ -26,6 +26,9 @@ from services.common.settings import SERVICES, ServiceName, get_settings
 def _serve(args: argparse.Namespace) -> int:
     import importlib
 
+    if args.service == "ingest-relay":  # ingest's outbox relay as its own process
+        importlib.import_module("services.ingest.relay").main()
+        return 0
     service: ServiceName = args.service
     module = importlib.import_module(f"services.{service}.app")
     module.main()
@@ -255,8 +258,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clock", default=None, help="freeze the programs clock at this ISO date (demo replays)")
     p.set_defaults(func=_up)
 
-    p = sub.add_parser("serve", help="run one service (HTTP API + Kafka consumers)")
-    p.add_argument("service", choices=SERVICES)
+    p = sub.add_parser("serve", help="run one service (HTTP API + Kafka consumers)",
+                       description="Run one service in this process (what a container runs). ingest-relay: "
+                                   "ingest's outbox relay on its own, for ingest processes started with "
+                                   "EXECWATCH_INGEST_RELAY_INLINE=false (docs/operations.md).")
+    p.add_argument("service", choices=[*SERVICES, "ingest-relay"])
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("topics", help="create or list the Kafka topics")

@@ -325,14 +325,17 @@ def http_app(runtime: Runtime, title: str, *, start_broker: bool = True) -> Fast
     return app
 
 
-def serve(app_factory: Callable[[Settings], FastAPI], name: ServiceName, settings: Settings) -> None:
-    configure_logging(settings.log_level, settings.log_json, service=name)
+def serve(app_factory: Callable[[Settings], FastAPI], name: ServiceName, settings: Settings, *,
+          role: str | None = None, port: int | None = None) -> None:
+    """Run a service's app with uvicorn. `role` names a process of the service other than its main
+    one (ingest's relay) in the logs, listening on `port` instead of the service's."""
+    configure_logging(settings.log_level, settings.log_json, service=role or name)
     refuse(name, startup_problems(settings))  # demo credentials would let anyone in
     app = app_factory(settings)
     refuse(name, [f"route without an access rule: {r}" for r in unruled_routes(app)])
     tune_gc()
     # log_config=None: uvicorn's loggers keep the JSON handler configure_logging installed.
-    uvicorn.run(app, host=settings.http_host, port=settings.port_for(name), log_level="info",
+    uvicorn.run(app, host=settings.http_host, port=port or settings.port_for(name), log_level="info",
                 access_log=False, log_config=None)
 
 

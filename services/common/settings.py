@@ -111,6 +111,7 @@ class Settings(BaseSettings):
     budget_port: int = 8702
     programs_port: int = 8703
     notify_port: int = 8704
+    ingest_relay_port: int = Field(default=8705, description="health and metrics of `execwatch serve ingest-relay`")
 
     # --- logging ---------------------------------------------------------------------------------
     log_level: str = "INFO"
@@ -129,6 +130,18 @@ class Settings(BaseSettings):
         default=16 * 1024 * 1024, ge=1024, description="largest HTTP request body; larger is refused (413) unread"
     )
     relay_interval_s: float = Field(default=0.5, gt=0)
+    # A relay in the accepting process takes a large share of its one core (the producer's
+    # encoding, the marking: ≈ 40 % in docs/benchmarks.md); as its own process it leaves the core
+    # to accepting. Both coordinate through the outbox and the leader lock, so either way each row
+    # is published once per round and marked once.
+    ingest_relay_inline: bool = Field(
+        default=True, description="publish ingest's outbox from the ingest process itself; false when "
+                                  "`execwatch serve ingest-relay` runs the relay as its own process"
+    )
+    ingest_relay_poll_s: float = Field(
+        default=0.02, gt=0, description="how often the relay as its own process looks for new outbox rows "
+                                        "(no commit in its process wakes it)"
+    )
 
     # --- budget ----------------------------------------------------------------------------------
     plan_midyear_rate: Decimal = Field(default=Decimal("60"), description="planned 집행률 by 30 June (신속집행)")

@@ -21,7 +21,10 @@ def build(settings: Settings, *, start_broker: bool = True) -> FastAPI:
     rt = Runtime.create("ingest", settings)
 
     relay = LeaderRelay(rt.db, IngestOutbox, rt.publish_raw)
-    rt.background.append(lambda: relay.run(settings.relay_interval_s))
+    if settings.ingest_relay_inline:
+        rt.background.append(lambda: relay.run(settings.relay_interval_s))
+    # else `execwatch serve ingest-relay` publishes the outbox; this relay is never run (waking it
+    # does nothing) but still answers the outbox's age for /readyz and the metrics.
     app = http_app(rt, "execwatch ingest", start_broker=start_broker)
     # Both doors share one access object: the same keys, rights and program owners.
     handlers.register(rt, relay, app.state.access)
