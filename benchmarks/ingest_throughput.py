@@ -3,7 +3,7 @@ outbox relay gets them onto Kafka. Real parts: the ingest service as its own pro
 (`python -m services.ingest`), the embedded tansu broker, SQLite or PostgreSQL.
 
     python benchmarks/ingest_throughput.py --events 20000 --batch 500 [--db postgresql://127.0.0.1/test]
-                                           [--clients 4] [--relay inline|process] [--profile FILE]
+                                           [--clients 4] [--relay inline|process] [--pin] [--profile FILE]
 
 Prints accepted events/s (HTTP 202 = committed to the outbox), published events/s (outbox → Kafka,
 measured until the last one is on the topic), and the service's peak RSS. --clients sends the
@@ -81,6 +81,10 @@ def main() -> int:
     ap.add_argument("--relay", choices=["inline", "process"], default="inline",
                     help="the outbox relay inside the ingest process, or as its own process")
     ap.add_argument("--profile", metavar="FILE", help="py-spy profile of the ingest process (raw collapsed stacks)")
+    ap.add_argument("--pin", action="store_true",
+                    help="the ingest process alone on the last CPU, this script and the relay on the others "
+                         "(the per-process rate on a core of its own; the database server and the broker "
+                         "are not pinned)")
     args = ap.parse_args()
 
     broker = EmbeddedBroker.start()
@@ -94,6 +98,13 @@ def main() -> int:
         env |= {"EXECWATCH_INGEST_RELAY_INLINE": "false", "EXECWATCH_INGEST_RELAY_PORT": str(free_port())}
         relay = subprocess.Popen([sys.executable, "-m", "services.ingest.relay"], env=env)
     service = subprocess.Popen([sys.executable, "-m", "services.ingest"], env=env)
+    if args.pin:
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            sys.exit("--pin needs two CPUs")
+        os.sched_setaffinity(service.pid, {cpus[-1]})
+        for pid in [os.getpid()] + ([relay.pid] if relay is not None else []):
+            os.sched_setaffinity(pid, set(cpus[:-1]))
     try:
         if relay is not None:
             wait_for_port("127.0.0.1", int(env["EXECWATCH_INGEST_RELAY_PORT"]), 60)
@@ -122,7 +133,7 @@ def main() -> int:
         seen, done = count_topic(broker.bootstrap, f"{prefix}execwatch.budget", args.events, timeout=600)
         published_s = done - start
         print(f"events={args.events} batch={args.batch} db={'postgres' if args.db else 'sqlite'} "
-              f"clients={args.clients} relay={args.relay} load={os.getloadavg()[0]:.2f}")
+              f"clients={args.clients} relay={args.relay} pinned={args.pin} load={os.getloadavg()[0]:.2f}")
         what = "relay included" if relay is None else f"relay process: {relay_cpu:.2f} s more"
         print(f"accepted: {args.events / accepted_s:,.0f} events/s ({accepted_s:.2f} s); ingest CPU "
               f"{accepted_cpu:.2f} s meanwhile ({what}), "

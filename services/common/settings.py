@@ -111,7 +111,7 @@ class Settings(BaseSettings):
     budget_port: int = 8702
     programs_port: int = 8703
     notify_port: int = 8704
-    ingest_relay_port: int = Field(default=8705, description="health and metrics of `execwatch serve ingest-relay`")
+    ingest_relay_port: int = Field(default=8706, description="health and metrics of `execwatch serve ingest-relay`")
 
     # --- logging ---------------------------------------------------------------------------------
     log_level: str = "INFO"
