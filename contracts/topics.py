@@ -44,11 +44,15 @@ DEADLETTER: Final = TopicSpec(
 ALL_TOPICS: Final[tuple[TopicSpec, ...]] = (INBOUND, PROGRAMS, BUDGET, ALERTS, DEADLETTER)
 
 
+_TOPIC_OF: Final[dict[str, TopicSpec]] = {t: spec for spec in reversed(ALL_TOPICS) for t in spec.event_types}
+
+
 def topic_for(event_type: str) -> TopicSpec:
-    for spec in ALL_TOPICS:
-        if event_type in spec.event_types:
-            return spec
-    raise KeyError(f"no topic carries event type {event_type!r}")
+    """The topic carrying this event type (the first in `ALL_TOPICS`, were two to carry it)."""
+    spec = _TOPIC_OF.get(event_type)
+    if spec is None:
+        raise KeyError(f"no topic carries event type {event_type!r}")
+    return spec
 
 
 def message_key(program_id: str) -> bytes:

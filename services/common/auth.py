@@ -373,14 +373,15 @@ class Access:
     def publish_problems(self, who: Identity, events: Sequence[AnyEvent]) -> list[tuple[int, str]]:
         """(index, why) for each event this publisher may not publish: a program of a 과 it is not
         granted, by what the event says and by whom the program was first published for."""
-        stated = {e.key: d for e in events if (d := division_of(e))}
+        said = [division_of(e) for e in events]
+        stated = {e.key for e, d in zip(events, said, strict=True) if d}
         owners = self.store.owners(sorted({e.key for e in events}))
         # A batch holds many events per program (a day's snapshots, a year's): judged once per
         # (program, 과 the event states), not once per event.
         verdicts: dict[tuple[str, str | None], str | None] = {}
         problems = []
         for index, event in enumerate(events):
-            case = (event.key, division_of(event))
+            case = (event.key, said[index])
             if case not in verdicts:
                 verdicts[case] = self._refusal(who, case[0], owners.get(case[0]), case[1], case[0] in stated)
             why = verdicts[case]
