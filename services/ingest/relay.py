@@ -3,7 +3,9 @@
 Run it beside ingest processes started with `EXECWATCH_INGEST_RELAY_INLINE=false`, so that the
 accepting processes spend their core on accepting. It publishes what any of them committed, in id
 order, as the inline relay does; with several relay processes on PostgreSQL one leads (the
-`relay:ingest_outbox` lock) and the others wait. Nothing wakes it on a commit (that happens in
+`relay:ingest_outbox` lock) and the others wait. SQLite has no such lock (every relay leads): there,
+run one relay in all, this one or ingest's inline one, or rows go out twice (consumers drop the
+second copy, but it is work for nothing). Nothing wakes it on a commit (that happens in
 another process), so it polls every `EXECWATCH_INGEST_RELAY_POLL_S` (20 ms: one indexed query of
 the pending rows; it is what a row waits at most before its round starts). Its own HTTP port
 (`EXECWATCH_INGEST_RELAY_PORT`) serves /livez, /readyz and /metrics."""
