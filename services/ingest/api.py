@@ -174,7 +174,8 @@ async def post_events(request: Request, who: Publisher,
     body = await read_body(request, rt.settings.ingest_max_body_bytes)
     # Parsing and validating 500 events takes milliseconds: in the worker thread with the rest of
     # the use case, so the event loop goes on reading other requests (and answering /readyz).
-    outcome = await asyncio.to_thread(_accept, rt, body, who, access_of(request))
+    async with accepting(request):
+        outcome = await asyncio.to_thread(_accept, rt, body, who, access_of(request))
     if outcome.rejected:
         rejections = [r for p in outcome.rejected for r in p.rejections()]
         REJECTED.labels(path="http", reason="contract").inc(len(outcome.rejected))
@@ -209,6 +210,16 @@ async def post_events(request: Request, who: Publisher,
         accepted=len(accepted), duplicates=len(outcome.duplicates), event_ids=accepted,
         published_as={a.event_id: a.published_as for a in outcome.accepted if a.published_as != a.event_id},
     )
+
+
+def accepting(request: Request) -> asyncio.Semaphore:
+    """How many requests this process accepts at once (`EXECWATCH_INGEST_ACCEPT_CONCURRENCY`)."""
+    turns: asyncio.Semaphore | None = getattr(request.app.state, "accepting", None)
+    if turns is None:
+        rt: Runtime = request.app.state.runtime
+        n = rt.settings.ingest_accept_concurrency or (1 if rt.db.url.startswith("sqlite") else 4)
+        turns = request.app.state.accepting = asyncio.Semaphore(n)
+    return turns
 
 
 def _accept(rt: Runtime, body: bytes, who: Identity, access: Access) -> service.Outcome:

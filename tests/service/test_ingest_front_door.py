@@ -419,3 +419,24 @@ async def test_an_event_stored_before_the_faster_hash_is_still_a_duplicate(app):
     assert [(c["stored_hash"], c["submitted_hash"]) for c in conflict.json()["conflicts"]] == [
         (old_hash, _hash_as_main_stored_it(changed))]
     assert [r.content_hash for r in stored(app)] == [old_hash]
+
+
+@pytest.mark.parametrize("configured, expected", [(0, None), (3, 3)])
+async def test_requests_are_accepted_a_few_at_a_time_and_all_of_them_stored(make_settings, db_url, configured,
+                                                                             expected):
+    """EXECWATCH_INGEST_ACCEPT_CONCURRENCY (0: one at a time on SQLite, four on PostgreSQL): the
+    rest wait their turn, and every request is stored."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from services.ingest.api import accepting
+
+    app = build(make_settings(database_url=db_url, ingest_sources=SOURCES, ingest_accept_concurrency=configured),
+                start_broker=False)
+    bodies = [[f.snapshot(f"P-{n}-{i}") for i in range(20)] for n in range(8)]
+    async with running(app, as_role=None) as (client,):
+        answers = await asyncio.gather(*(client.post("/v1/events", headers=AUTH, json=b) for b in bodies))
+        turns = accepting(SimpleNamespace(app=app))  # type: ignore[arg-type]
+    assert [a.status_code for a in answers] == [202] * len(bodies)
+    assert len(stored(app)) == sum(len(b) for b in bodies)
+    assert turns._value == (expected or (1 if db_url.startswith("sqlite") else 4))  # all turns given back
