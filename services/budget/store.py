@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from services.budget.domain import AmendmentPoint, Level, LineVersion, MilestonePoint, ProgramBudget
-from services.common.db import InboxBase, OutboxBase, utcnow
+from services.common.db import InboxBase, OutboxBase, pending_index, utcnow
 
 Money = sa.BigInteger
 
@@ -206,6 +206,7 @@ class BudgetInbox(InboxBase, table=True):
 
 class BudgetOutbox(OutboxBase, table=True):
     __tablename__ = "budget_outbox"
+    __table_args__ = (pending_index("budget_outbox"),)
 
 
 _CHUNK = 400  # keys per IN (...) so SQLite's bound-parameter limit is never reached

@@ -181,9 +181,25 @@ class OutboxBase(SQLModel):
     key: str = Field(max_length=200)
     value: bytes
     created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
-    published_at: datetime | None = Field(default=None, index=True, sa_type=sa.DateTime(timezone=True))
+    # Not indexed: the rows still to publish are found by `pending_index` (each outbox table lists
+    # it in its `__table_args__`), so marking a row published maintains one index fewer.
+    published_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
     failed_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
     error: str | None = Field(default=None, sa_type=sa.Text)
+
+
+#: the rows the relay has still to settle, as `pending_index` and the relay's statements say it
+PENDING = "published_at IS NULL AND failed_at IS NULL"
+
+
+def pending_index(table: str) -> sa.Index:
+    """A partial index of the outbox rows not yet published nor failed, on id: what the relay reads
+    in id order. It replaced an index of `published_at` whose every entry the relay's mark
+    rewrote: marking a round of 500 rows now removes them from this small index instead of
+    inserting 500 entries into one as large as the table, and the reads no longer walk the
+    published rows' entries (measured on PostgreSQL in docs/benchmarks.md, 2026-11-26 late)."""
+    where = sa.text(PENDING)
+    return sa.Index(f"ix_{table}_pending", "id", postgresql_where=where, sqlite_where=where)
 
 
 class InboxBase(SQLModel):
@@ -334,11 +350,11 @@ class OutboxRelay(Worker):
             name = quote(str(self.table.__tablename__))
             ph = "%s" if dialect.name == "postgresql" else "?"
             select_sql = (f"SELECT id, topic, {quote('key')}, value, event_id, created_at FROM {name}"
-                          f" WHERE published_at IS NULL AND failed_at IS NULL ORDER BY id LIMIT {int(self.batch)}")
+                          f" WHERE {PENDING} ORDER BY id LIMIT {int(self.batch)}")
             # The rows after a round's last id: a range of the primary key, not another walk
             # through every unpublished (and not yet vacuumed) entry of the published_at index.
             after_sql = (f"SELECT id, topic, {quote('key')}, value, event_id, created_at FROM {name}"
-                         f" WHERE id > {ph} AND published_at IS NULL AND failed_at IS NULL"
+                         f" WHERE id > {ph} AND {PENDING}"
                          f" ORDER BY id LIMIT {int(self.batch)}")
             # One statement for the round's ids: an array on PostgreSQL, a JSON list on SQLite
             # (json_each is built into SQLite since 3.38), instead of an IN of hundreds of placeholders.
@@ -591,20 +607,14 @@ class OutboxRelay(Worker):
     async def _flush(self) -> int:
         """Rounds of `batch` rows until nothing is pending. While a round is being sent, the next
         one is read (rows after this round's last id: a row committed late under a lower id is
-        found by the next flush, which its commit wakes) and the previous one is marked, so the
-        database's time hides behind the broker's. A round is sent only once the previous one was
-        confirmed (or judged), so an outage still stops everything after it."""
+        found by the next flush, which its commit wakes) and the rounds confirmed before it are
+        marked (`_Marks`), so the database's time hides behind the broker's. A round is sent only
+        once the previous one was confirmed (or judged), so an outage still stops everything after
+        it."""
         table = str(self.table.__tablename__)
         verified = False
-        marked = [0]
-        marking: asyncio.Task[None] | None = None
+        marks = _Marks(self._mark, OUTBOX_PUBLISHED.labels(table=table).inc, limit=MARKS_BEHIND * self.batch)
         ahead: asyncio.Task[tuple[list[Row], datetime | None]] | None = None
-
-        async def mark(ids: list[int]) -> None:
-            await asyncio.to_thread(self._mark, ids)
-            OUTBOX_PUBLISHED.labels(table=table).inc(len(ids))
-            marked[0] += len(ids)
-
         try:
             rows, oldest = await asyncio.to_thread(self._pending, None)
             while True:
@@ -616,9 +626,7 @@ class OutboxRelay(Worker):
                     await self._verify(table)
                     verified = True
                 if self.republish is not None:
-                    if marking is not None:  # the window must include what was just confirmed
-                        await marking
-                        marking = None
+                    await marks.drain()  # the window must include what was just confirmed
                     await self._republish_recent(*self.republish)
                     self.republish = None
                     rows, oldest = await asyncio.to_thread(self._pending, None)
@@ -626,11 +634,7 @@ class OutboxRelay(Worker):
                 if len(rows) == self.batch:
                     ahead = asyncio.create_task(asyncio.to_thread(self._pending, rows[-1][0]))
                 done, failed, outage = await self._send(rows)
-                if marking is not None:
-                    await marking
-                    marking = None
-                if done:
-                    marking = asyncio.create_task(mark(done))
+                await marks.add(done)
                 for row, error in failed:
                     log.error("outbox row refused by the broker; set aside", table=table, id=row[0],
                               topic=row[1], size=len(row[3]), error=error[:500])
@@ -654,11 +658,13 @@ class OutboxRelay(Worker):
             # sent twice because a neighbour failed); a read ahead is let finish and dropped.
             if ahead is not None:
                 await asyncio.gather(ahead, return_exceptions=True)
-            if marking is not None:
-                await marking
-        return marked[0]
+            await marks.drain()
+        return marks.marked
 
     def _recent(self, since: datetime, limit: int) -> list[Row]:
+        # No index of published_at (it made every mark costlier): the newest ids are walked back
+        # until `limit` rows of the window are found, the whole table if the window holds fewer.
+        # This runs only after the broker lost its data.
         with self.db.read() as s:
             rows = s.execute(
                 sa.select(col(self.table.id), col(self.table.topic), col(self.table.key), col(self.table.value),
@@ -681,6 +687,64 @@ class OutboxRelay(Worker):
                     rows=len(done), refused=len(failed), window_s=window_s,
                     errors=sorted({error[:200] for _, error in failed})[:3])
         return len(done)
+
+
+#: rounds' worth of confirmed ids that may wait for their mark before the sends wait for it
+MARKS_BEHIND = 4
+
+
+class _Marks:
+    """Marks confirmed rows published behind the sends, one statement at a time, in the order the
+    rows were confirmed; each statement takes every id confirmed while the previous one ran. A
+    database slower than the broker then marks more rows per statement (one index walk, one
+    commit) instead of holding each round until the previous round's mark committed, which kept
+    the relay at the pace of PostgreSQL's mark (docs/benchmarks.md, 2026-11-26 late).
+
+    What the guarantees rest on: a row is handed here only after the broker confirmed it; the
+    statements run one after another in confirmation order, so the rows confirmed and not (yet)
+    marked are always the last ones confirmed, whatever fails: a failed mark ends the marking,
+    its error is raised to the flush (by `add` or `drain`), and those rows stay pending, to be
+    published again, in id order, by a later flush (at-least-once, as after a crash between a
+    confirmation and its mark). At most `limit` ids wait beside the statement running: past
+    that, `add` waits for the marks to catch up."""
+
+    def __init__(self, mark: Callable[[list[int]], None], counted: Callable[[int], object], limit: int) -> None:
+        self._mark, self._counted, self._limit = mark, counted, limit
+        self._waiting: list[int] = []
+        self._task: asyncio.Task[None] | None = None
+        self.marked = 0
+
+    async def _run(self) -> None:
+        while self._waiting:
+            ids, self._waiting = self._waiting, []
+            await asyncio.to_thread(self._mark, ids)
+            self._counted(len(ids))
+            self.marked += len(ids)
+
+    async def add(self, ids: list[int]) -> None:
+        """Queue confirmed ids for a mark; raises what a previous mark raised."""
+        if self._task is not None and self._task.done():
+            await self.drain()  # a finished task: its error, if any, is raised here
+        if not ids:
+            return
+        self._waiting.extend(ids)
+        if self._task is None:
+            self._task = asyncio.create_task(self._run())
+        elif len(self._waiting) > self._limit:
+            await self.drain()
+
+    async def drain(self) -> None:
+        """Wait until every id queued is marked (or a mark failed: raised, the rest dropped: they
+        stay pending in the table)."""
+        task = self._task
+        if task is None:
+            return
+        try:
+            await task
+        finally:
+            self._task = None
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                self._waiting = []
 
 
 def _open_connections(producer: AIOKafkaProducer) -> tuple[object, ...]:

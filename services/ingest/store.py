@@ -15,12 +15,13 @@ import sqlalchemy as sa
 from sqlmodel import Field, Session, col, select
 
 from services.common import bulk
-from services.common.db import OutboxBase
+from services.common.db import OutboxBase, pending_index
 
 
 class IngestOutbox(OutboxBase, table=True):
     __tablename__ = "ingest_outbox"
-    __table_args__ = (sa.UniqueConstraint("source", "source_event_id", name="uq_ingest_outbox_source_event"),)
+    __table_args__ = (sa.UniqueConstraint("source", "source_event_id", name="uq_ingest_outbox_source_event"),
+                      pending_index("ingest_outbox"))
 
     source: str = ""
     source_event_id: str = Field(default="", max_length=36, description="the event_id as its source sent it")

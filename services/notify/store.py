@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from services.common.db import InboxBase, OutboxBase, utcnow
+from services.common.db import InboxBase, OutboxBase, pending_index, utcnow
 
 
 def aware(value: datetime | None) -> datetime | None:
@@ -157,6 +157,7 @@ class NotifyOutbox(OutboxBase, table=True):
     """Failed deliveries on their way to the dead-letter topic."""
 
     __tablename__ = "notify_outbox"
+    __table_args__ = (pending_index("notify_outbox"),)
 
 
 class NotifyInbox(InboxBase, table=True):

@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from services.common.db import InboxBase, OutboxBase, utcnow
+from services.common.db import InboxBase, OutboxBase, pending_index, utcnow
 from services.programs.domain import MilestoneState, TargetState
 
 Moment = sa.DateTime(timezone=True)
@@ -185,3 +185,4 @@ class ProgramsInbox(InboxBase, table=True):
 
 class ProgramsOutbox(OutboxBase, table=True):
     __tablename__ = "programs_outbox"
+    __table_args__ = (pending_index("programs_outbox"),)

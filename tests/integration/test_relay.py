@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import threading
 from collections import defaultdict
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaConnectionError, UnknownError
 from sqlmodel import select
@@ -223,4 +225,95 @@ async def test_marker_check_is_reused_while_fresh_and_read_again_after_a_failure
     # first; relying on it; after the failed flush; relying on it; after the connection closed
     assert asked == [0.0, 5.0, 0.0, 5.0, 0.0]
     assert len(_published(rt.db)) == 5 and len(producer.delivered) == 5
+    rt.db.dispose()
+
+
+class GatedProducer(FakeProducer):
+    """Calls `on_handed(event_id)` as each record is handed over (after the fake broker took it)."""
+
+    def __init__(self, on_handed: Any) -> None:
+        super().__init__()
+        self.on_handed = on_handed
+
+    async def send(self, topic: str, value: bytes, key: bytes,
+                   headers: list[tuple[str, bytes]]) -> asyncio.Future[None]:
+        future = await super().send(topic, value, key, headers)
+        self.on_handed(json.loads(value)["event_id"])
+        return future
+
+
+def _ids_by_event(db: Database) -> dict[str, int]:
+    with db.read() as s:
+        return {r.event_id: int(r.id or 0) for r in s.exec(select(IngestOutbox)).all()}
+
+
+async def test_marks_of_rounds_confirmed_during_a_slow_mark_go_together_in_order(db_url, make_settings):
+    """While a mark is still running (held here until the last round is handed over), the sends go
+    on and the rounds they confirm are marked by the next statement, together: fewer statements
+    than rounds, one after another in id order, and every row marked once it was confirmed."""
+    rt = Runtime.create("ingest", make_settings(database_url=db_url))
+    rt.migrate()
+    events = [f.program(f"P-{i % 4}") for i in range(12)]
+    gate = threading.Event()
+    producer = GatedProducer(lambda event_id: gate.set() if event_id == events[-1]["event_id"] else None)
+    relay = OutboxRelay(rt.db, IngestOutbox, FakePublish(producer), batch=3)  # type: ignore[arg-type]
+    statements: list[list[int]] = []
+    mark = relay._mark
+
+    def slow_mark(ids: list[int]) -> None:
+        statements.append(list(ids))
+        if len(statements) == 1:
+            assert gate.wait(10), "the relay waited for the mark instead of sending on"
+        mark(ids)
+
+    relay._mark = slow_mark  # type: ignore[method-assign]
+    _add(rt.db, "t", events)
+    assert await relay.flush() == len(events)
+    ids = _ids_by_event(rt.db)
+    assert len(statements) < len(events) // 3  # rounds 2 and 3 at least went in one statement
+    assert [i for ids_ in statements for i in ids_] == sorted(ids.values())  # each once, in order
+    assert _published(rt.db) == set(ids)
+    assert sorted(e for _, e in producer.delivered) == sorted(ids)  # nothing sent twice
+    rt.db.dispose()
+
+
+async def test_a_failed_mark_loses_nothing_and_republishes_only_the_unmarked_rows_in_order(db_url, make_settings):
+    """The database fails the second mark while rounds after it are being sent: the flush fails;
+    what is marked is exactly what the first statement marked (rows the broker had confirmed), so
+    the rows confirmed and not marked are each key's last ones; the next flush publishes those
+    again, each key's in id order, and marks everything (at-least-once: the broker got them twice)."""
+    rt = Runtime.create("ingest", make_settings(database_url=db_url))
+    rt.migrate()
+    producer = FakeProducer()
+    relay = OutboxRelay(rt.db, IngestOutbox, FakePublish(producer), batch=3)  # type: ignore[arg-type]
+    statements: list[list[int]] = []
+    mark = relay._mark
+
+    def failing_mark(ids: list[int]) -> None:
+        statements.append(list(ids))
+        if len(statements) == 2:
+            raise sa.exc.OperationalError("UPDATE", None, Exception("the database went away"))
+        mark(ids)
+
+    relay._mark = failing_mark  # type: ignore[method-assign]
+    events = [f.program(f"P-{i % 4}") for i in range(15)]
+    _add(rt.db, "t", events)
+    ids = _ids_by_event(rt.db)
+    with pytest.raises(sa.exc.OperationalError):
+        await relay.flush()
+    first = list(producer.delivered)
+    marked = _published(rt.db)
+    assert {ids[e] for e in marked} == set(statements[0])  # only the statement that committed
+    assert marked <= {e for _, e in first}  # marked only once confirmed
+    relay._mark = mark  # type: ignore[method-assign]
+    left = len(events) - len(marked)
+    assert await relay.flush() == left
+    again = producer.delivered[len(first):]
+    expected = _per_key([(e["key"], e["event_id"]) for e in events])
+    for key, in_order in _per_key(again).items():
+        cut = len(expected[key]) - len(in_order)
+        assert in_order == expected[key][cut:]  # the key's last rows, in id order
+        assert set(expected[key][:cut]) <= marked  # behind the key's marked ones
+    assert len(again) == left
+    assert _published(rt.db) == set(ids)
     rt.db.dispose()
