@@ -118,6 +118,8 @@ def status_of(session: Session, event_id: str) -> IngestOutbox | None:
 
 
 def pending_count(session: Session) -> int:
+    """Rows waiting for the relay: the relay's own condition, which its partial index answers."""
     return int(session.exec(
-        select(sa.func.count()).select_from(IngestOutbox).where(col(IngestOutbox.published_at).is_(None))
+        select(sa.func.count()).select_from(IngestOutbox)
+        .where(col(IngestOutbox.published_at).is_(None), col(IngestOutbox.failed_at).is_(None))
     ).one())
