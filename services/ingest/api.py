@@ -212,13 +212,14 @@ async def post_events(request: Request, who: Publisher,
     )
 
 
+def accept_turns(rt: Runtime) -> asyncio.Semaphore:
+    """How many requests a process accepts at once (`EXECWATCH_INGEST_ACCEPT_CONCURRENCY`; 0: one
+    on SQLite, four on PostgreSQL). The app keeps one (`app.state.accepting`)."""
+    return asyncio.Semaphore(rt.settings.ingest_accept_concurrency or (1 if rt.db.url.startswith("sqlite") else 4))
+
+
 def accepting(request: Request) -> asyncio.Semaphore:
-    """How many requests this process accepts at once (`EXECWATCH_INGEST_ACCEPT_CONCURRENCY`)."""
-    turns: asyncio.Semaphore | None = getattr(request.app.state, "accepting", None)
-    if turns is None:
-        rt: Runtime = request.app.state.runtime
-        n = rt.settings.ingest_accept_concurrency or (1 if rt.db.url.startswith("sqlite") else 4)
-        turns = request.app.state.accepting = asyncio.Semaphore(n)
+    turns: asyncio.Semaphore = request.app.state.accepting
     return turns
 
 

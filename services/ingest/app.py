@@ -29,6 +29,7 @@ def build(settings: Settings, *, start_broker: bool = True) -> FastAPI:
     # Both doors share one access object: the same keys, rights and program owners.
     handlers.register(rt, relay, app.state.access)
     app.state.relay = relay
+    app.state.accepting = api.accept_turns(rt)
     app.include_router(api.router)
     add_components(app, api.EVENT_SCHEMAS)  # the event union POST /v1/events documents
     app.add_exception_handler(api.Refused, api.refused_response)
