@@ -3,14 +3,16 @@ outbox relay gets them onto Kafka. Real parts: the ingest service as its own pro
 (`python -m services.ingest`), the embedded tansu broker, SQLite or PostgreSQL.
 
     python benchmarks/ingest_throughput.py --events 20000 --batch 500 [--db postgresql://127.0.0.1/test]
-                                           [--clients 4] [--relay inline|process] [--pin] [--profile FILE]
+                                           [--clients 4] [--relay inline|process|after] [--pin] [--profile FILE]
 
 Prints accepted events/s (HTTP 202 = committed to the outbox), published events/s (outbox → Kafka,
 measured until the last one is on the topic), and the service's peak RSS. --clients sends the
 requests over that many connections at once. --relay process runs ingest with
 EXECWATCH_INGEST_RELAY_INLINE=false and the relay as its own process (`python -m
 services.ingest.relay`); the accepting process's CPU is then printed on its own, and the relay's
-beside it.
+beside it. --relay after starts that relay process only once every request was accepted: the
+accepting process measured with nothing else of ingest running, then the relay draining the
+backlog (timed from its start).
 """
 
 from __future__ import annotations
@@ -78,8 +80,9 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=500)
     ap.add_argument("--db", default=None, help="database URL (default: a fresh SQLite file)")
     ap.add_argument("--clients", type=int, default=1, help="concurrent HTTP connections")
-    ap.add_argument("--relay", choices=["inline", "process"], default="inline",
-                    help="the outbox relay inside the ingest process, or as its own process")
+    ap.add_argument("--relay", choices=["inline", "process", "after"], default="inline",
+                    help="the outbox relay inside the ingest process, as its own process, or as its own "
+                         "process started once every request was accepted (accepting measured alone)")
     ap.add_argument("--profile", metavar="FILE", help="py-spy profile of the ingest process (raw collapsed stacks)")
     ap.add_argument("--pin", action="store_true",
                     help="the ingest process alone on the last CPU, this script and the relay on the others "
@@ -94,17 +97,24 @@ def main() -> int:
            "DATABASE_URL": args.db or f"sqlite:///{work}/ingest.db", "EXECWATCH_INGEST_PORT": str(port),
            "EXECWATCH_LOG_LEVEL": "WARNING", "EXECWATCH_DEMO": "true"}  # publishes with demo-token
     relay: subprocess.Popen[bytes] | None = None
-    if args.relay == "process":
+    cpus = sorted(os.sched_getaffinity(0))
+    if args.pin and len(cpus) < 2:
+        sys.exit("--pin needs two CPUs")
+
+    def start_relay() -> subprocess.Popen[bytes]:
+        process = subprocess.Popen([sys.executable, "-m", "services.ingest.relay"], env=env)
+        if args.pin:
+            os.sched_setaffinity(process.pid, set(cpus[:-1]))
+        return process
+
+    if args.relay != "inline":
         env |= {"EXECWATCH_INGEST_RELAY_INLINE": "false", "EXECWATCH_INGEST_RELAY_PORT": str(free_port())}
-        relay = subprocess.Popen([sys.executable, "-m", "services.ingest.relay"], env=env)
+    if args.relay == "process":
+        relay = start_relay()
     service = subprocess.Popen([sys.executable, "-m", "services.ingest"], env=env)
     if args.pin:
-        cpus = sorted(os.sched_getaffinity(0))
-        if len(cpus) < 2:
-            sys.exit("--pin needs two CPUs")
         os.sched_setaffinity(service.pid, {cpus[-1]})
-        for pid in [os.getpid()] + ([relay.pid] if relay is not None else []):
-            os.sched_setaffinity(pid, set(cpus[:-1]))
+        os.sched_setaffinity(os.getpid(), set(cpus[:-1]))
     try:
         if relay is not None:
             wait_for_port("127.0.0.1", int(env["EXECWATCH_INGEST_RELAY_PORT"]), 60)
@@ -130,15 +140,20 @@ def main() -> int:
                 done.result()
             accepted_s, accepted_cpu = time.monotonic() - start, cpu_s(service.pid) - cpu
             relay_cpu = cpu_s(relay.pid) - relay_cpu if relay is not None else 0.0
+        if args.relay == "after":
+            start = time.monotonic()  # the relay's drain is timed from its start (start-up included)
+            relay = start_relay()
         seen, done = count_topic(broker.bootstrap, f"{prefix}execwatch.budget", args.events, timeout=600)
         published_s = done - start
         print(f"events={args.events} batch={args.batch} db={'postgres' if args.db else 'sqlite'} "
               f"clients={args.clients} relay={args.relay} pinned={args.pin} load={os.getloadavg()[0]:.2f}")
-        what = "relay included" if relay is None else f"relay process: {relay_cpu:.2f} s more"
+        what = {"inline": "relay included", "after": "no relay running"}.get(
+            args.relay, f"relay process: {relay_cpu:.2f} s more")
         print(f"accepted: {args.events / accepted_s:,.0f} events/s ({accepted_s:.2f} s); ingest CPU "
               f"{accepted_cpu:.2f} s meanwhile ({what}), "
               f"{args.events / accepted_cpu:,.0f} events per CPU second")
-        print(f"published: {seen:,} on the topic, {seen / published_s:,.0f} events/s end to end ({published_s:.2f} s)")
+        since = "from the relay process's start, its start-up included" if args.relay == "after" else "end to end"
+        print(f"published: {seen:,} on the topic, {seen / published_s:,.0f} events/s {since} ({published_s:.2f} s)")
         print(f"ingest peak RSS: {rss_mb(service.pid):.0f} MB"
               + (f", relay process {rss_mb(relay.pid):.0f} MB" if relay is not None else ""))
         if spy is not None:
