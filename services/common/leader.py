@@ -30,10 +30,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import re
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session
 
@@ -62,10 +65,22 @@ def serialize(session: Session, name: str) -> None:
 
 @contextlib.contextmanager
 def exclusive(db: Database, name: str) -> Iterator[None]:
-    """Hold the named lock for the block, waiting for it (PostgreSQL; nothing on SQLite): e.g.
-    replicas starting together migrate one after another, and the later ones find nothing to do."""
+    """Hold the named lock for the block, waiting for it: e.g. replicas starting together migrate
+    one after another, and the later ones find nothing to do. PostgreSQL: an advisory lock. SQLite:
+    a file lock beside the database file (processes sharing one file, such as ingest and its relay
+    process, started together: both migrating at once made one fail, "index … already exists")."""
     if not is_postgres(db):
-        yield
+        path = make_url(normalise_url(db.url)).database
+        if not path or path == ":memory:":
+            yield
+            return
+        lock_path = f"{path}.{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.lock"
+        with open(lock_path, "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # waits; released when the file closes, or the process dies
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
         return
     engine = sa.create_engine(normalise_url(db.url), poolclass=NullPool, isolation_level="AUTOCOMMIT")
     try:

@@ -34,3 +34,38 @@ def test_head_matches_models(db_url, service):
         diff = compare_metadata(ctx, SQLModel.metadata)
     engine.dispose()
     assert diff == [], f"{service}: models and migrations differ; run `execwatch db revision {service} -m ...`"
+
+
+_MIGRATE = """
+import sys
+from services.common.db import Database, upgrade
+from services.common.leader import exclusive
+url = sys.argv[1]
+with exclusive(Database(url), "migrate:ingest"):
+    print("locked", flush=True)
+    upgrade(url, "ingest")
+"""
+
+
+def test_processes_sharing_a_sqlite_file_migrate_one_after_another(tmp_path):
+    """ingest and its relay process start together on one SQLite file: the file lock makes the second
+    wait while the first migrates (both at once failed with "index … already exists")."""
+    import subprocess
+    import sys
+    import time
+
+    from services.common.db import Database
+    from services.common.leader import exclusive
+
+    url = f"sqlite:///{tmp_path}/shared.db"
+    with exclusive(Database(url), "migrate:ingest"):
+        waiting = subprocess.Popen([sys.executable, "-c", _MIGRATE, url], stdout=subprocess.PIPE, text=True)
+        time.sleep(1.5)  # ample for the child to start and reach the lock
+        assert waiting.poll() is None  # still waiting for the lock this process holds
+    out, _ = waiting.communicate(timeout=60)
+    assert waiting.returncode == 0 and out.strip() == "locked"
+    racers = [subprocess.Popen([sys.executable, "-c", _MIGRATE, url], stderr=subprocess.PIPE, text=True)
+              for _ in range(3)]
+    for racer in racers:
+        _, err = racer.communicate(timeout=60)
+        assert racer.returncode == 0, err[-2000:]
