@@ -8,13 +8,14 @@ import os
 import subprocess
 import sys
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 from sqlmodel import select
 
 from services.common.db import BudgetDeadLetter, Database, IngestDeadLetter, record_dead_letter, upgrade
 from services.common.deadletters import read_dead_letters
 from services.common.messaging import ensure_topics
 from tests import factories as f
+from tests.helpers import read_to_end
 
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -78,17 +79,8 @@ def test_stored_dead_letters_are_listed_and_redriven_to_their_topic(kafka, db_ur
     assert "ingest:1" in out.stdout and "1 dead letter(s) redriven" in out.stdout
     assert "0 dead letter(s)" in _cli("list", "--pending", env=env).stdout
 
-    consumer = KafkaConsumer(bootstrap_servers=kafka.bootstrap, group_id=None, auto_offset_reset="earliest",
-                             consumer_timeout_ms=3000)
-    try:
-        got: dict[str, list[tuple[bytes | None, str]]] = {}
-        for topic in (budget_topic, programs_topic):
-            parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-            consumer.assign(parts)
-            consumer.seek_to_beginning(*parts)
-            got[topic] = [(r.key, json.loads(r.value)["event_id"]) for r in consumer]
-    finally:
-        consumer.close()
+    got = {topic: [(r.key, json.loads(r.value)["event_id"]) for r in read_to_end(kafka.bootstrap, topic)]
+           for topic in (budget_topic, programs_topic)}
     assert got == {budget_topic: [(b"P-1", snap["event_id"])], programs_topic: [(b"P-3", big["event_id"])]}
     with db.read() as s:
         assert all(d.redriven_at is not None for d in s.exec(select(BudgetDeadLetter)).all())
