@@ -58,14 +58,17 @@ class Demo:
     workdir: Path
     ports: dict[str, int]
     lines: list[str] = field(default_factory=list)
+    #: one keep-alive client for the module's few hundred API reads, not a client and a
+    #: connection per read
+    http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=20))
 
     def url(self, service: str, path: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}{path}"
 
     def get(self, service: str, path: str, **params: Any) -> httpx.Response:
         """As the demo's operator (every API asks who is calling)."""
-        return httpx.get(self.url(service, path), params=params, timeout=20,
-                         headers={"Authorization": f"Bearer {self.key('operator')}"})
+        return self.http.get(self.url(service, path), params=params,
+                             headers={"Authorization": f"Bearer {self.key('operator')}"})
 
     def key(self, label: str) -> str:
         keys = json.loads((self.workdir / "demo-keys.json").read_text("utf-8"))
@@ -114,6 +117,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory, seeds: Path) -> Iterator[Demo
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
         reader.join(10)
+        d.http.close()
 
 
 def _summary(demo: Demo) -> dict[str, Any]:
