@@ -72,8 +72,13 @@ async def topic_reader(bootstrap: str, *topics: str) -> AIOKafkaConsumer:
 
 def read_to_end(bootstrap: str, topic: str) -> list[Any]:
     """Every record on `topic` up to the end offsets read at the start (kafka-python, no group):
-    stops when each partition reached its end, instead of waiting out a consumer timeout."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    stops when each partition reached its end, instead of waiting out a consumer timeout.
+
+    tansu reports a partition's end as its last batch's base offset + 1, not past its last record;
+    a poll returns whole fetched batches only when nothing caps it (`max_poll_records`), so a
+    position at or past that end means the last batch was read whole."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                             max_poll_records=1_000_000)
     try:
         parts = [SyncTopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         assert parts, f"no partitions for {topic}"
