@@ -9,7 +9,10 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, TypeVar
 
 import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from fastapi import FastAPI
+from kafka import KafkaConsumer
+from kafka import TopicPartition as SyncTopicPartition
 
 T = TypeVar("T")
 
@@ -47,3 +50,48 @@ async def eventually(probe: Callable[[], Awaitable[T | None]], timeout: float = 
             return last
         await asyncio.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last={last!r}")
+
+
+async def topic_reader(bootstrap: str, *topics: str) -> AIOKafkaConsumer:
+    """A started consumer of every partition of `topics` from the beginning, in no consumer group.
+    A probe needs no group, and a group's first join waits about half its session timeout on
+    tansu (5 s with aiokafka's default): the caller stops it."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer.topics()  # metadata, so that every topic's partitions are known
+        parts = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+        assert {tp.topic for tp in parts} == set(topics), f"unknown topic among {topics}"
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+    except BaseException:
+        await consumer.stop()
+        raise
+    return consumer
+
+
+def read_to_end(bootstrap: str, topic: str) -> list[Any]:
+    """Every record on `topic` up to the end offsets read at the start (kafka-python, no group):
+    stops when each partition reached its end, instead of waiting out a consumer timeout.
+
+    tansu reports a partition's end as its last batch's base offset + 1, not past its last record;
+    a poll returns whole fetched batches only when nothing caps it (`max_poll_records`), so a
+    position at or past that end means the last batch was read whole."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                             max_poll_records=1_000_000)
+    try:
+        parts = [SyncTopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        assert parts, f"no partitions for {topic}"
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        ends = consumer.end_offsets(parts)
+        out: list[Any] = []
+        deadline = time.monotonic() + 30
+        while any(consumer.position(tp) < ends[tp] for tp in parts):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out reading {topic} to its end offsets {ends}")
+            for records in consumer.poll(timeout_ms=200).values():
+                out.extend(records)
+        return out
+    finally:
+        consumer.close()

@@ -3,6 +3,7 @@ which `execwatch deadletter list|redrive` reads), and published to the dead-lett
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -35,10 +36,15 @@ class DeadLetter:
 def read_dead_letters(bootstrap: str, prefix: str = "", limit: int = 100, timeout_ms: int = 3000
                       ) -> list[DeadLetter]:
     """The newest `limit` dead letters per partition, oldest first, without joining a group
-    (reading never moves anyone's offsets). Reads the topic to its end rather than trusting
-    end offsets, which the embedded broker reports per batch, not per message."""
+    (reading never moves anyone's offsets). Reads each partition up to the end offset it had when
+    the read started, then stops (no waiting out an idle timeout); `timeout_ms` without a record
+    while short of that end ends the read early.
+
+    The embedded broker reports an end offset per batch, not per message (the last batch's base
+    offset + 1): a poll returns whole batches when `max_poll_records` does not cut them, so a
+    position at or past that end means the last batch was read whole, there as on Kafka."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                             auto_offset_reset="earliest", consumer_timeout_ms=timeout_ms)
+                             auto_offset_reset="earliest", max_poll_records=1_000_000)
     try:
         topic = f"{prefix}{DEADLETTER.name}"
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
@@ -46,11 +52,16 @@ def read_dead_letters(bootstrap: str, prefix: str = "", limit: int = 100, timeou
             return []
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
         newest: dict[int, deque[DeadLetter]] = {tp.partition: deque(maxlen=limit) for tp in partitions}
-        for record in consumer:
-            newest[record.partition].append(DeadLetter(
-                record.partition, record.offset, record.key.decode("utf-8", "replace") if record.key else None,
-                {k: v.decode("utf-8", "replace") for k, v in record.headers or []}, record.value or b""))
+        idle_until = time.monotonic() + timeout_ms / 1000
+        while any(consumer.position(tp) < ends[tp] for tp in partitions) and time.monotonic() < idle_until:
+            for records in consumer.poll(timeout_ms=200).values():
+                idle_until = time.monotonic() + timeout_ms / 1000
+                for record in records:
+                    newest[record.partition].append(DeadLetter(
+                        record.partition, record.offset, record.key.decode("utf-8", "replace") if record.key else None,
+                        {k: v.decode("utf-8", "replace") for k, v in record.headers or []}, record.value or b""))
         return [d for p in sorted(newest) for d in newest[p]]
     finally:
         consumer.close()

@@ -440,6 +440,10 @@ class BrokerWatch:
             if self._marker.topic not in await reader.topics():
                 return None
             reader.assign([self._marker])
+            # An empty marker partition (a fresh broker or topic prefix: every first start) is
+            # known from its end offset; a fetch would wait out its whole timeout for nothing.
+            if not (await reader.end_offsets([self._marker])).get(self._marker):
+                return None
             reader.seek(self._marker, 0)
             records = await reader.getmany(self._marker, timeout_ms=2000, max_records=1)
             for batch in records.values():

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 
-from aiokafka import AIOKafkaConsumer
 from sqlmodel import select
 
 from services.budget.app import build as build_budget
@@ -16,7 +15,7 @@ from services.ingest.app import build as build_ingest
 from services.notify.app import build as build_notify
 from services.programs.app import build as build_programs
 from tests import factories as f
-from tests.helpers import eventually, running
+from tests.helpers import eventually, running, topic_reader
 
 AUTH = {"Authorization": f"Bearer {f.TOKEN}"}
 
@@ -29,10 +28,8 @@ async def test_snapshot_to_email(kafka, db_url, mail_sink, make_settings):
                              slip_default_from="01-01")
     apps = [build_ingest(settings), build_budget(settings), build_programs(settings), build_notify(settings)]
     alerts_seen: list[dict] = []
-    consumer = AIOKafkaConsumer(settings.topic("execwatch.alerts"), bootstrap_servers=kafka.bootstrap,
-                                group_id=f"{settings.topic_prefix}probe", auto_offset_reset="earliest")
     async with running(*apps) as (ingest, budget, _programs, notify):
-        await consumer.start()
+        consumer = await topic_reader(kafka.bootstrap, settings.topic("execwatch.alerts"))
         try:
             resp = await ingest.post("/v1/events", headers=AUTH, json=[f.program(), f.budget_line()])
             assert resp.status_code == 202, resp.text

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 
@@ -15,7 +15,7 @@ from services.budget.app import build
 from services.budget.store import BudgetInbox, BudgetProgram, BudgetSnapshot
 from services.common.metrics import REGISTRY
 from tests import factories as f
-from tests.helpers import eventually, running
+from tests.helpers import eventually, running, topic_reader
 
 
 async def _produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
@@ -92,9 +92,7 @@ async def test_poison_goes_aside_and_the_partition_moves_on(kafka, sqlite_url, m
         # Every assigned partition is reported (sampled, not only those with messages), all consumed.
         assert len(await eventually(lags, what="lag 0 on every partition")) == 6
 
-    consumer = AIOKafkaConsumer(settings.topic("execwatch.deadletter"), bootstrap_servers=kafka.bootstrap,
-                                auto_offset_reset="earliest", group_id=f"{settings.topic_prefix}dlq")
-    await consumer.start()
+    consumer = await topic_reader(kafka.bootstrap, settings.topic("execwatch.deadletter"))
     try:
         batch = await consumer.getmany(timeout_ms=5000)
         records = [r for rs in batch.values() for r in rs]

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import json
 
-from aiokafka import AIOKafkaConsumer
-
 from services.common.embedded import EmbeddedBroker, free_port
 from services.ingest.app import build
 from tests import factories as f
-from tests.helpers import eventually, running
+from tests.helpers import eventually, running, topic_reader
 
 AUTH = {"Authorization": f"Bearer {f.TOKEN}"}
 
@@ -36,10 +34,8 @@ async def test_ingest_accepts_while_kafka_is_down_and_publishes_when_it_is_back(
             await eventually(healthy, timeout=90, what="ingest to reconnect")
             live = await client.get("/livez")  # the finished reconnect task is not a dead one
             assert live.status_code == 200 and live.json()["dead_tasks"] == []
-            consumer = AIOKafkaConsumer(settings.topic("execwatch.programs"), settings.topic("execwatch.budget"),
-                                        bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest",
-                                        group_id=f"{settings.topic_prefix}probe")
-            await consumer.start()
+            consumer = await topic_reader(broker.bootstrap, settings.topic("execwatch.programs"),
+                                          settings.topic("execwatch.budget"))
             seen: list[str] = []
             try:
                 async def published() -> bool:

@@ -13,7 +13,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from sqlmodel import func, select
 
 from contracts import dump_event, parse_event
@@ -24,7 +24,7 @@ from services.common.db import Database
 from services.common.messaging import ensure_topics
 from services.common.settings import Settings
 from tests import factories as f
-from tests.helpers import eventually, running
+from tests.helpers import eventually, running, topic_reader
 
 PROGRAMS = 10
 BUDGET = 1_000_000_000
@@ -145,9 +145,7 @@ async def test_restart_and_replay_give_the_same_view_and_alerts(kafka, db_url, m
     assert final_state(replay_url) == expected
 
     # Every alert reached the alerts topic, under the same ids whichever run sent it.
-    consumer = AIOKafkaConsumer(base.topic("execwatch.alerts"), bootstrap_servers=kafka.bootstrap,
-                                group_id=f"{prefix}probe", auto_offset_reset="earliest")
-    await consumer.start()
+    consumer = await topic_reader(kafka.bootstrap, base.topic("execwatch.alerts"))
     seen: set[str] = set()
     try:
         async def all_alerts() -> bool:

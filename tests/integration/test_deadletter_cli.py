@@ -7,19 +7,47 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+import pytest
+from kafka import KafkaProducer
 from sqlmodel import select
 
+from services import cli
 from services.common.db import BudgetDeadLetter, Database, IngestDeadLetter, record_dead_letter, upgrade
 from services.common.deadletters import read_dead_letters
 from services.common.messaging import ensure_topics
+from services.common.settings import get_settings
 from tests import factories as f
+from tests.helpers import read_to_end
 
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "services.cli", "deadletter", *args], env=env,
                           capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture
+def cli_here(monkeypatch: pytest.MonkeyPatch,
+             capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[..., subprocess.CompletedProcess[str]]]:
+    """`execwatch deadletter …` run by `services.cli.main` in this process, in `env`: the same
+    code as the command (its parsing, settings and output), without a second or more of Python
+    start-up per call. Each test still runs the command as a process once."""
+
+    def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+        capsys.readouterr()
+        try:
+            code = cli.main(["deadletter", *args])
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(["execwatch", "deadletter", *args], code, out, err)
+
+    yield run
+    get_settings.cache_clear()  # not the settings of this test's environment for later tests
 
 
 def test_dead_letter_topic_is_listed_with_who_and_why(kafka, make_settings):
@@ -45,7 +73,7 @@ def test_dead_letter_topic_is_listed_with_who_and_why(kafka, make_settings):
     assert "service=budget stage=contract" in out.stdout and "value: bad 0" in out.stdout
 
 
-def test_stored_dead_letters_are_listed_and_redriven_to_their_topic(kafka, db_url, make_settings):
+def test_stored_dead_letters_are_listed_and_redriven_to_their_topic(kafka, db_url, make_settings, cli_here):
     settings = make_settings()
     ensure_topics(kafka.bootstrap, settings.topic_prefix)
     budget_topic, programs_topic = settings.topic("execwatch.budget"), settings.topic("execwatch.programs")
@@ -70,25 +98,16 @@ def test_stored_dead_letters_are_listed_and_redriven_to_their_topic(kafka, db_ur
     assert "budget:1" in out.stdout and f"from {budget_topic}@2:41" in out.stdout
     assert "OverflowError: Python int too large" in out.stdout
 
-    out = _cli("redrive", "budget:1", env=env)
+    out = cli_here("redrive", "budget:1", env=env)
     assert out.returncode == 0, out.stderr
     assert "1 dead letter(s) redriven" in out.stdout
-    assert _cli("redrive", "budget:7", env=env).returncode == 2  # no such dead letter: said, not ignored
-    out = _cli("redrive", "--all", env=env)  # what is left: the ingest one
+    assert cli_here("redrive", "budget:7", env=env).returncode == 2  # no such dead letter: said, not ignored
+    out = cli_here("redrive", "--all", env=env)  # what is left: the ingest one
     assert "ingest:1" in out.stdout and "1 dead letter(s) redriven" in out.stdout
-    assert "0 dead letter(s)" in _cli("list", "--pending", env=env).stdout
+    assert "0 dead letter(s)" in cli_here("list", "--pending", env=env).stdout
 
-    consumer = KafkaConsumer(bootstrap_servers=kafka.bootstrap, group_id=None, auto_offset_reset="earliest",
-                             consumer_timeout_ms=3000)
-    try:
-        got: dict[str, list[tuple[bytes | None, str]]] = {}
-        for topic in (budget_topic, programs_topic):
-            parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-            consumer.assign(parts)
-            consumer.seek_to_beginning(*parts)
-            got[topic] = [(r.key, json.loads(r.value)["event_id"]) for r in consumer]
-    finally:
-        consumer.close()
+    got = {topic: [(r.key, json.loads(r.value)["event_id"]) for r in read_to_end(kafka.bootstrap, topic)]
+           for topic in (budget_topic, programs_topic)}
     assert got == {budget_topic: [(b"P-1", snap["event_id"])], programs_topic: [(b"P-3", big["event_id"])]}
     with db.read() as s:
         assert all(d.redriven_at is not None for d in s.exec(select(BudgetDeadLetter)).all())

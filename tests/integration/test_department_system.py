@@ -12,21 +12,21 @@ import asyncio
 import json
 import time
 
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 
 from services.ingest.app import build
 from tests import factories as f
-from tests.helpers import running
+from tests.helpers import read_to_end, running
 
 
 def _read_all(bootstrap: str, topic: str, expect: int, timeout_s: float = 20.0) -> list:
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                             consumer_timeout_ms=1000, group_id=None)
-    out: list = []
+    """Everything on `topic` once it holds at least `expect` records (read to its end each time,
+    not until a consumer timeout: the end is known)."""
     end = time.monotonic() + timeout_s
+    out = read_to_end(bootstrap, topic)
     while len(out) < expect and time.monotonic() < end:
-        out.extend(consumer)
-    consumer.close()
+        time.sleep(0.1)
+        out = read_to_end(bootstrap, topic)
     return out
 
 

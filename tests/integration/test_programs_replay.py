@@ -15,7 +15,7 @@ from contracts import dump_event
 from services.common.db import Database
 from services.programs.app import build
 from services.programs.store import ProgramsOutbox
-from tests.helpers import eventually, running
+from tests.helpers import eventually, running, topic_reader
 from tests.service.test_programs_service import milestone, program, target
 
 EVENTS = [
@@ -43,11 +43,11 @@ async def test_replay_with_a_new_group_and_into_a_fresh_database(kafka, db_url, 
     group = settings.topic_prefix + "programs"
     first = settings.model_copy(update={"programs_group_id": group + "-1"})
     producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap)
-    probe = AIOKafkaConsumer(settings.topic("execwatch.alerts"), bootstrap_servers=kafka.bootstrap,
-                             group_id=group + "-probe", auto_offset_reset="earliest")
+    probe: AIOKafkaConsumer | None = None
     seen: list[dict[str, Any]] = []
 
     async def alerts_seen() -> list[dict[str, Any]] | None:
+        assert probe is not None
         for records in (await probe.getmany(timeout_ms=300)).values():
             seen.extend(json.loads(r.value) for r in records)
         return seen if len(seen) >= len(EXPECTED) else None
@@ -57,7 +57,7 @@ async def test_replay_with_a_new_group_and_into_a_fresh_database(kafka, db_url, 
         async with running(build(first)):
             for e in EVENTS:
                 await producer.send_and_wait(settings.topic("execwatch.programs"), dump_event(e), key=b"P-RND")
-            await probe.start()
+            probe = await topic_reader(kafka.bootstrap, settings.topic("execwatch.alerts"))
             await eventually(alerts_seen, what="the four schedule alerts")
         assert [(a["payload"]["rule"], a["payload"]["status"]) for a in seen] == EXPECTED
         published = outbox_ids(db_url)
@@ -85,8 +85,10 @@ async def test_replay_with_a_new_group_and_into_a_fresh_database(kafka, db_url, 
         assert [i for i, _ in outbox_ids(fresh_url)] == [i for i, _ in published]
 
         # what the fresh database published are the same events again: notify's inbox drops them
+        assert probe is not None
         more = await probe.getmany(timeout_ms=500)
         assert {json.loads(r.value)["event_id"] for rs in more.values() for r in rs} <= {i for i, _ in published}
     finally:
-        await probe.stop()
+        if probe is not None:
+            await probe.stop()
         await producer.stop()

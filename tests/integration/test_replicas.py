@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 from sqlmodel import SQLModel, col, func, select
 
 from contracts import parse_event
@@ -42,6 +42,7 @@ from services.programs import service as programs
 from services.programs.store import ProgramsInbox, ProgramsOutbox
 from tests import factories as f
 from tests.conftest import _fresh_pg_schema
+from tests.helpers import read_to_end
 
 pytestmark = pytest.mark.integration
 
@@ -139,18 +140,6 @@ def wait_count(probe: Callable[[], int], target: int, what: str) -> None:
 def count(db: Database, table: type[SQLModel], *where: Any) -> int:
     with db.read() as s:
         return int(s.exec(select(func.count()).select_from(table).where(*where)).one())
-
-
-def read_topic(bootstrap: str, topic: str) -> list[bytes]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                             auto_offset_reset="earliest", consumer_timeout_ms=3000)
-    try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        return [r.value for r in consumer]
-    finally:
-        consumer.close()
 
 
 def view(db: Database) -> dict[str, tuple[Any, ...]]:
@@ -281,7 +270,7 @@ def test_two_replicas_of_each_service_make_what_one_makes(kafka, pg_database, ma
             alerts = list(s.exec(select(NotifyAlert)).all())
             mail = list(s.exec(select(NotifyDelivery).where(NotifyDelivery.channel == "email")).all())
         assert len(outbox) == total and set(outbox) == baseline_ids
-        on_topic = [json.loads(v)["event_id"] for v in read_topic(kafka.bootstrap, prefix + ALERTS.name)]
+        on_topic = [json.loads(r.value)["event_id"] for r in read_to_end(kafka.bootstrap, prefix + ALERTS.name)]
         assert sorted(on_topic) == sorted(outbox)
         assert len(alerts) == total and all(a.status == "firing" and a.notified_at for a in alerts)
         # every mail exactly once: one per person per program, each alert told once to each
