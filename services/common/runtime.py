@@ -441,8 +441,11 @@ class BrokerWatch:
                 return None
             reader.assign([self._marker])
             # An empty marker partition (a fresh broker or topic prefix: every first start) is
-            # known from its end offset; a fetch would wait out its whole timeout for nothing.
-            if not (await reader.end_offsets([self._marker])).get(self._marker):
+            # known from its end offset; a fetch would wait out its whole timeout for nothing. Only
+            # until the epoch is known: asking the end offset costs ≈ 0.5 s against tansu, and the
+            # relays read the marker every few seconds before publishing (every row committed
+            # meanwhile waited for it: publish → view p99 150 → 582 ms at 2,000 events/s).
+            if self.epoch is None and not (await reader.end_offsets([self._marker])).get(self._marker):
                 return None
             reader.seek(self._marker, 0)
             records = await reader.getmany(self._marker, timeout_ms=2000, max_records=1)

@@ -67,3 +67,27 @@ async def test_broker_that_lost_its_data_gets_what_was_in_flight_again(db_url, m
             assert resets == resets_before + 1
     finally:
         broker.stop()
+
+
+async def test_once_the_epoch_is_known_the_marker_is_read_without_asking_its_end_offset(kafka, sqlite_url,
+                                                                                        make_settings,
+                                                                                        monkeypatch):
+    """The end offset tells a fresh (empty) marker from a written one at start; afterwards the
+    relays read the marker every few seconds before publishing, and asking the end offset cost
+    ≈ 0.5 s against tansu each time, which every row committed meanwhile waited for."""
+    from aiokafka import AIOKafkaConsumer
+
+    from services.common.runtime import Runtime, http_app
+
+    rt = Runtime.create("ingest", make_settings(kafka_bootstrap_servers=kafka.bootstrap, database_url=sqlite_url))
+    async with running(http_app(rt, "test", start_broker=True)):
+        assert rt.watch is not None and rt.watch.epoch is not None  # read at start
+        epoch, asked = rt.watch.epoch, []
+        real = AIOKafkaConsumer.end_offsets
+
+        async def counted(self, partitions):  # type: ignore[no-untyped-def]
+            asked.append(partitions)
+            return await real(self, partitions)
+        monkeypatch.setattr(AIOKafkaConsumer, "end_offsets", counted)
+        await rt.watch.check_marker()
+        assert asked == [] and rt.watch.epoch == epoch
