@@ -33,6 +33,7 @@ import psycopg
 import sqlalchemy as sa
 from kafka import KafkaConsumer
 
+from services.common.db import PENDING
 from services.common.embedded import EmbeddedBroker
 from services.common.leader import LeaderRelay
 from services.common.runtime import Runtime
@@ -138,7 +139,7 @@ async def run(args: argparse.Namespace, bootstrap: str, db_url: str) -> int:
                     # The relay's own predicate (its partial index): `published_at IS NULL` alone
                     # is a scan of the whole table on PostgreSQL since published_at lost its index.
                     left = conn.execute(sa.select(sa.func.count()).select_from(table)
-                                        .where(table.c.published_at.is_(None), table.c.failed_at.is_(None))).scalar()
+                                        .where(sa.text(PENDING))).scalar()
                 if not left:
                     break
             waits.append((time.monotonic() - committed) * 1000)

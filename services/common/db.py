@@ -340,7 +340,7 @@ class OutboxRelay(Worker):
         db.relays.append(self)
 
     def _unsettled(self) -> Any:
-        return sa.and_(col(self.table.published_at).is_(None), col(self.table.failed_at).is_(None))
+        return sa.text(PENDING)
 
     def _statements(self, dialect: sa.Dialect) -> tuple[str, str, str]:
         """The pending rows' SELECT and the UPDATE marking rows published, by DB-API (the ORM's

@@ -130,10 +130,6 @@ class Settings(BaseSettings):
         default=16 * 1024 * 1024, ge=1024, description="largest HTTP request body; larger is refused (413) unread"
     )
     relay_interval_s: float = Field(default=0.5, gt=0)
-    # A relay in the accepting process takes a large share of its one core (the producer's
-    # encoding, the marking: ≈ 40 % in docs/benchmarks.md); as its own process it leaves the core
-    # to accepting. Both coordinate through the outbox and the leader lock, so either way each row
-    # is published once per round and marked once.
     # Python runs one thread at a time: accepts in several threads at once cost ≈ 12 % more CPU per
     # event than one after another (switching, contention), which SQLite, whose writers take turns
     # anyway, never pays back; PostgreSQL does, by overlapping each accept's round trips.
@@ -141,6 +137,10 @@ class Settings(BaseSettings):
         default=0, ge=0, description="HTTP requests accepted at once per process (each in a worker thread; "
                                      "the rest wait their turn, read); 0: 1 on SQLite, 4 on PostgreSQL"
     )
+    # A relay in the accepting process takes a large share of its one core (the producer's
+    # encoding, the marking: ≈ 40 % in docs/benchmarks.md); as its own process it leaves the core
+    # to accepting. Both coordinate through the outbox and the leader lock, so either way each row
+    # is published once per round and marked once.
     ingest_relay_inline: bool = Field(
         default=True, description="publish ingest's outbox from the ingest process itself; false when "
                                   "`execwatch serve ingest-relay` runs the relay as its own process"

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field, TypeAdapter
 from contracts import AnyEvent, parse_event_array
 from services.common.auth import Access, Identity, Publisher, PublisherReader, access_of
 from services.common.db import OutboxRelay
+from services.common.leader import is_postgres
 from services.common.logging import get_logger
 from services.common.openapi import schema_with_defs
 from services.common.runtime import Runtime
@@ -139,7 +140,7 @@ def parse_items(body: bytes) -> list[Any]:
     if b"NaN" not in body and b"Infinity" not in body:
         events = parse_event_array(body)
         if events is not None:
-            return list(events)
+            return events
     try:
         data = json.loads(body, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
@@ -215,7 +216,7 @@ async def post_events(request: Request, who: Publisher,
 def accept_turns(rt: Runtime) -> asyncio.Semaphore:
     """How many requests a process accepts at once (`EXECWATCH_INGEST_ACCEPT_CONCURRENCY`; 0: one
     on SQLite, four on PostgreSQL). The app keeps one (`app.state.accepting`)."""
-    return asyncio.Semaphore(rt.settings.ingest_accept_concurrency or (1 if rt.db.url.startswith("sqlite") else 4))
+    return asyncio.Semaphore(rt.settings.ingest_accept_concurrency or (4 if is_postgres(rt.db) else 1))
 
 
 def accepting(request: Request) -> asyncio.Semaphore:

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, Session, col, select
 
 from services.common import bulk
-from services.common.db import OutboxBase, pending_index
+from services.common.db import PENDING, OutboxBase, pending_index
 
 
 class IngestOutbox(OutboxBase, table=True):
@@ -120,6 +120,5 @@ def status_of(session: Session, event_id: str) -> IngestOutbox | None:
 def pending_count(session: Session) -> int:
     """Rows waiting for the relay: the relay's own condition, which its partial index answers."""
     return int(session.exec(
-        select(sa.func.count()).select_from(IngestOutbox)
-        .where(col(IngestOutbox.published_at).is_(None), col(IngestOutbox.failed_at).is_(None))
+        select(sa.func.count()).select_from(IngestOutbox).where(sa.text(PENDING))
     ).one())
