@@ -25,8 +25,13 @@ SNAPSHOTS = Counter("execwatch_budget_snapshots_total",
 ALERTS = Counter("execwatch_budget_alerts_total", "alert state changes emitted",
                  ["rule", "severity", "status"], registry=REGISTRY)
 
+REAPPLIED = Counter("execwatch_budget_batches_reapplied_total",
+                    "batches judged again under SQLite's write lock: another writer had changed what they read",
+                    registry=REGISTRY)
+
 
 def record(result: BatchResult) -> None:
+    REAPPLIED.inc(result.reapplied)
     for outcome in ("applied", "duplicates", "stale", "ignored"):
         EVENTS.labels(outcome=outcome).inc(getattr(result, outcome))
     SNAPSHOTS.labels(outcome="applied").inc(result.snapshots - result.corrections)
