@@ -26,7 +26,8 @@ ALERTS = Counter("execwatch_budget_alerts_total", "alert state changes emitted",
                  ["rule", "severity", "status"], registry=REGISTRY)
 
 REAPPLIED = Counter("execwatch_budget_batches_reapplied_total",
-                    "batches judged again under SQLite's write lock: another writer had changed what they read",
+                    "batches judged again under SQLite's write lock: another writer had changed what they "
+                    "read, or they held events applied before (a redelivery)",
                     registry=REGISTRY)
 
 

@@ -434,9 +434,10 @@ def _apply(session: Session, cfg: Config, events: list[AnyEvent], cache: StateCa
     if claim_first:
         new = {r[0] for r in inbox.insert_new(conn, [(ids[id(e)], now) for e in events
                                                      if e.event_type in HANDLERS])}
-    else:  # read now, claimed before the first write (see _lock_late)
-        handled = {ids[id(e)] for e in events if e.event_type in HANDLERS}
-        new = handled - {r[0] for r in bulk.select_in(conn, _INBOX_SQL, handled)}
+    else:
+        # Claimed before the first write (see _lock_late), not read now: events are new but
+        # on a redelivery, and the claim tells (a redelivered batch is applied again).
+        new = {ids[id(e)] for e in events if e.event_type in HANDLERS}
     fresh: list[AnyEvent] = []
     for e in events:
         if e.event_type not in HANDLERS:
@@ -512,9 +513,10 @@ def _apply(session: Session, cfg: Config, events: list[AnyEvent], cache: StateCa
 
     if not claim_first:
         # The write lock from here to the commit. Under it, what the batch read must still be
-        # what is stored: its inbox ids unclaimed, its programs' view rows (every write of a
-        # program's state stamps its row) and their milestones (recorded without a view row
-        # when the program has none yet). Else it is applied again, lock first.
+        # what is stored: its inbox ids unclaimed (else some were applied before: a redelivery,
+        # or another writer meanwhile), its programs' view rows (every write of a program's
+        # state stamps its row) and their milestones (recorded without a view row when the
+        # program has none yet). Else it is applied again, lock first.
         claimed = {r[0] for r in inbox.insert_new(conn, [(ids[id(e)], now) for e in fresh])}
         if (len(claimed) != len(fresh)
                 or {(pid, fy): stamp for pid, fy, stamp in bulk.select_in(conn, _STAMP_SQL, programs)} != stamps
@@ -537,7 +539,6 @@ def _apply(session: Session, cfg: Config, events: list[AnyEvent], cache: StateCa
 _MISSING = object()
 _MILESTONE_COLUMNS = ("program_id", "milestone_id", "title", "start", "end", "status", "needs_review")
 _STAMP_SQL = "SELECT program_id, fiscal_year, updated_at FROM budget_program WHERE program_id IN ({})"
-_INBOX_SQL = "SELECT event_id FROM budget_inbox WHERE event_id IN ({})"
 
 
 def _by_milestone(row: bulk.Row) -> tuple[str, str]:

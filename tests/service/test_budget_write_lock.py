@@ -150,3 +150,16 @@ def test_postgresql_claims_first(db_url: str, monkeypatch: pytest.MonkeyPatch) -
         assert claimed == ([False, True] if db_url.startswith("sqlite") else [True, True])
     finally:
         db.dispose()
+
+
+def test_a_redelivered_batch_applies_only_its_new_events(sqlite_url: str) -> None:
+    upgrade(sqlite_url, "budget")
+    db = Database(sqlite_url)
+    try:
+        january = ev(f.snapshot("A", date(2025, 1, 31), 10_000_000, 10_000_000))
+        service.apply_batch(db, CFG, [line("A"), january])
+        again = service.apply_batch(db, CFG, [january, ev(f.snapshot("A", date(2025, 2, 28), 30_000_000, 0))])
+        assert (again.applied, again.duplicates, again.reapplied) == (1, 1, True)
+        assert outcome(db)[0][0]["snapshots"] == 2
+    finally:
+        db.dispose()
