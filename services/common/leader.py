@@ -21,9 +21,11 @@ repeat work, never results.
 Locks are named per database schema, so deployments sharing one database in separate schemas do
 not block each other.
 
-SQLite (the single-machine default) has no advisory locks: every `Leader` leads and `serialize`
-does nothing. That is correct with one process per service, which is how SQLite is run (a second
-process writing the same file fails with "database is locked" rather than repeating work).
+SQLite (the single-machine default) has no advisory locks: a `Leader` holds a file lock beside
+the database file instead (`flock`, released by the kernel when the process dies), so processes
+sharing one file on one machine lead one at a time too; `serialize` does nothing there, so the
+services that rely on it (programs, notify) run one process each on SQLite. Budget may run more
+(its batches check under SQLite's write lock what they read, see services.budget.service).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import fcntl
 import re
 import threading
 from collections.abc import Awaitable, Callable, Iterator
+from typing import IO
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -70,11 +73,10 @@ def exclusive(db: Database, name: str) -> Iterator[None]:
     a file lock beside the database file (processes sharing one file, such as ingest and its relay
     process, started together: both migrating at once made one fail, "index … already exists")."""
     if not is_postgres(db):
-        path = make_url(normalise_url(db.url)).database
-        if not path or path == ":memory:":
+        lock_path = _lock_path(db, name)
+        if lock_path is None:
             yield
             return
-        lock_path = f"{path}.{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.lock"
         with open(lock_path, "a+b") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # waits; released when the file closes, or the process dies
             try:
@@ -94,9 +96,17 @@ def exclusive(db: Database, name: str) -> Iterator[None]:
         engine.dispose()
 
 
+def _lock_path(db: Database, name: str) -> str | None:
+    """The file beside a SQLite database that stands for the named lock (None: in memory)."""
+    path = make_url(normalise_url(db.url)).database
+    if not path or path == ":memory:":
+        return None
+    return f"{path}.{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.lock"
+
+
 class Leader:
-    """Whether this replica leads the job `name`; `holds()` acquires when it can (blocking I/O:
-    call it from a thread)."""
+    """Whether this replica leads the job `name`; `holds()` acquires when it can (blocking I/O on
+    PostgreSQL: call it from a thread)."""
 
     def __init__(self, db: Database, name: str) -> None:
         self.name = name
@@ -106,17 +116,20 @@ class Leader:
         self._engine = (sa.create_engine(normalise_url(db.url), poolclass=NullPool,
                                          isolation_level="AUTOCOMMIT") if self._postgres else None)
         self._conn: sa.Connection | None = None
+        self._lock_path = None if self._postgres else _lock_path(db, name)
+        self._lock_file: IO[bytes] | None = None
         self._mutex = threading.Lock()
         self._stopped = False
 
     @property
     def coordinated(self) -> bool:
-        """Whether leadership is decided by the database (PostgreSQL); on SQLite every replica leads."""
+        """Whether asking takes a round trip to the database (PostgreSQL); on SQLite it is a
+        non-blocking file lock (or, in memory, one process that always leads)."""
         return self._engine is not None
 
     def holds(self) -> bool:
         if self._engine is None:
-            return True
+            return self._holds_file()
         with self._mutex:
             if self._stopped:  # shutting down: a late caller (a batch's flush) must not lead again
                 return False
@@ -141,14 +154,35 @@ class Leader:
             log.info("leading", job=self.name)
             return True
 
+    def _holds_file(self) -> bool:
+        if self._lock_path is None:
+            return True
+        with self._mutex:
+            if self._stopped:
+                return False
+            if self._lock_file is not None:
+                return True
+            lock = open(self._lock_path, "a+b")  # noqa: SIM115 - held open while leading
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                lock.close()
+                return False
+            self._lock_file = lock
+            log.info("leading", job=self.name)
+            return True
+
     def release(self, *, for_good: bool = True) -> None:
-        """Step down (closing the connection frees the lock): another replica leads at its next
-        round. `for_good` (shutdown): this one never leads again."""
+        """Step down (closing the connection, or the lock file, frees the lock): another replica
+        leads at its next round. `for_good` (shutdown): this one never leads again."""
         with self._mutex:
             self._stopped = for_good
-            if self._conn is not None:
+            if self._conn is not None or self._lock_file is not None:
                 log.info("stepping down", job=self.name)
             self._close()
+            if self._lock_file is not None:
+                self._lock_file.close()
+                self._lock_file = None
         if self._engine is not None and for_good:
             self._engine.dispose()
 
@@ -182,8 +216,8 @@ class LeaderRelay(OutboxRelay):
         self.leader = Leader(db, f"relay:{table.__tablename__}")
 
     async def flush(self) -> int:
-        # On SQLite every relay leads: no thread hop on the path from a commit to its publish.
-        if self.leader.coordinated and not await asyncio.to_thread(self.leader.holds):
+        # On SQLite a file lock, asked without a thread hop on the path from a commit to its publish.
+        if not (await asyncio.to_thread(self.leader.holds) if self.leader.coordinated else self.leader.holds()):
             return 0
         return await super().flush()
 

@@ -1,11 +1,15 @@
-"""What replicas share only through PostgreSQL: leadership with failover, delivery claims with a
+"""What replicas share through the database (PostgreSQL; leadership also on one SQLite file, by
+a file lock): leadership with failover, delivery claims with a
 lease, and notify's intake taking turns over groups that span programs. Each "replica" here is its
 own engine (its own connections), as separate processes would be."""
 
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Awaitable, Callable
 
 import psycopg
@@ -59,8 +63,16 @@ def test_one_leader_at_a_time_and_failover_when_it_dies(pg_url, pg_database):
 
 
 async def test_relays_of_two_replicas_publish_each_row_once(pg_url):
-    upgrade(pg_url, "notify")
-    a, b = Database(pg_url), Database(pg_url)
+    await _two_relays(pg_url)
+
+
+async def test_relays_of_two_processes_on_one_sqlite_file_publish_each_row_once(sqlite_url):
+    await _two_relays(sqlite_url)
+
+
+async def _two_relays(url: str) -> None:
+    upgrade(url, "notify")
+    a, b = Database(url), Database(url)
     with a.unit_of_work() as s:
         for i in range(50):
             s.add(NotifyOutbox(event_id=f"e{i}", topic="t", key=f"k{i % 5}", value=b"{}"))
@@ -97,8 +109,42 @@ def count_unpublished(db: Database) -> int:
                           .where(col(NotifyOutbox.published_at).is_(None))).one())
 
 
-def test_sqlite_has_one_process_and_it_leads(sqlite_url):
+def test_on_sqlite_a_file_lock_makes_one_leader_and_a_killed_one_hands_over(sqlite_url, tmp_path):
     db = Database(sqlite_url)
+    la, lb = Leader(db, "job"), Leader(db, "job")
+    try:
+        assert la.holds() and not lb.holds() and la.holds()
+        assert Leader(db, "another job").holds()
+        la.release()
+        assert lb.holds() and not la.holds()  # released for good: it does not lead again
+        lb.release()
+        # Another process leads, and is killed: the kernel frees its lock.
+        ready = tmp_path / "ready"
+        holder = subprocess.Popen([sys.executable, "-c", (
+            "import sys, time, pathlib; from services.common.db import Database; "
+            "from services.common.leader import Leader; "
+            f"leader = Leader(Database({sqlite_url!r}), 'job'); assert leader.holds(); "
+            f"pathlib.Path({str(ready)!r}).touch(); "
+            "time.sleep(60)")])
+        try:
+            deadline = time.monotonic() + 30
+            while not ready.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert ready.exists()
+            mine = Leader(db, "job")
+            assert not mine.holds()
+            holder.kill()
+            holder.wait(10)
+            assert mine.holds()
+            mine.release()
+        finally:
+            holder.kill()
+    finally:
+        db.dispose()
+
+
+def test_an_in_memory_sqlite_database_has_one_process_and_it_leads():
+    db = Database("sqlite://")
     assert Leader(db, "job").holds() and Leader(db, "job").holds()
     db.dispose()
 
