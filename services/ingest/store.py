@@ -27,9 +27,10 @@ class IngestOutbox(OutboxBase, table=True):
     unique `event_id` says so already; only the scoped rows need an index of the pair, so each
     new row updates one index keyed by a random id instead of two (on SQLite, whose work runs in
     the accepting process, the second one cost ≈ 5 % of its instructions per event and half of
-    the pages each commit writes: docs/benchmarks.md, 2026-11-26 "ingestfast"). The pair cannot be stored once as sent and once scoped: an
-    event is scoped only when its id is published already, and rows are never deleted, so the same
-    pair sent as it is would meet either its own row (a duplicate) or the unique `event_id`."""
+    the pages each commit writes: docs/benchmarks.md, "ingest CPU per event"). The pair cannot
+    be stored once as sent and once scoped: an event is scoped only when its id is published
+    already, and rows are never deleted, so the same pair sent as it is would meet either its
+    own row (a duplicate) or the unique `event_id`."""
 
     __tablename__ = "ingest_outbox"
     __table_args__ = (sa.Index("uq_ingest_outbox_scoped_source_event", "source", "source_event_id", unique=True,
