@@ -146,7 +146,11 @@ def parse_event_array(data: bytes) -> list[AnyEvent] | None:
 
 
 def dump_event(event: Envelope[Any]) -> bytes:
-    return event.model_dump_json().encode("utf-8")
+    """`event.model_dump_json().encode("utf-8")`, the same bytes, from the model's serializer: its
+    UTF-8 JSON as it writes it, without `model_dump_json`'s Python layer and its decode to a str
+    to encode again (a quarter of dumping an event)."""
+    data: bytes = event.__pydantic_serializer__.to_json(event)
+    return data
 
 
 def encode_event(event: Envelope[Any]) -> bytes:

@@ -28,11 +28,13 @@ enforces what the schemas promised.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Final
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, Strict
+from pydantic import AwareDatetime, Field, GetPydanticSchema, Strict
+from pydantic_core import PydanticCustomError
+from pydantic_core import core_schema as cs
 
 #: The largest serialized event (UTF-8 JSON) accepted anywhere.
 MAX_EVENT_BYTES: Final = 256 * 1024
@@ -80,23 +82,31 @@ PATTERN_MESSAGES: Final[dict[str, str]] = {
 }
 
 
+#: Dates travel as ISO strings: a number would otherwise be read as a Unix timestamp.
+ISO_TEXT_MESSAGE: Final = "must be an ISO 8601 string"
+#: Instants are checked as such (UTC), as the schemas' formatMinimum / formatMaximum state them.
+MIN_INSTANT: Final = datetime(MIN_DATE.year, 1, 1, tzinfo=UTC)
+END_INSTANT: Final = datetime(MAX_DATE.year + 1, 1, 1, tzinfo=UTC)  # exclusive
+
+
 def _iso_text(value: Any) -> Any:
-    """Dates travel as ISO strings; a number would otherwise be read as a Unix timestamp."""
     if isinstance(value, str | date):
         return value
-    raise ValueError("must be an ISO 8601 string")
+    raise PydanticCustomError("iso_text", ISO_TEXT_MESSAGE)
 
 
-def _date_in_range(value: date) -> date:
-    if not MIN_DATE <= value <= MAX_DATE:
-        raise ValueError(f"must be between {MIN_DATE} and {MAX_DATE}")
-    return value
-
-
-def _datetime_in_range(value: datetime) -> datetime:
-    if not MIN_DATE.year <= value.year <= MAX_DATE.year:
-        raise ValueError(f"must be in the years {MIN_DATE.year}–{MAX_DATE.year}")
-    return value
+def _iso_only(checked: cs.CoreSchema, documented: cs.CoreSchema) -> GetPydanticSchema:
+    """`checked` (pydantic's lax date or datetime with its range) given only an ISO string, or in
+    Python also a date: all of it in pydantic-core when the input is JSON (a string first, then
+    read as from Python, as the Python path reads it), so validating a date calls no Python (the
+    two Python validators per date field this replaced were ≈ 2.6 % of the HTTP door's instructions). In
+    Python the check for a string or date stays a function (dicts built by the importer and the
+    tests hold strings or dates). The JSON Schema is `documented`'s."""
+    string = cs.custom_error_schema(cs.str_schema(strict=True), "iso_text", custom_error_message=ISO_TEXT_MESSAGE)
+    schema = cs.json_or_python_schema(json_schema=cs.chain_schema([string, checked]),
+                                      python_schema=cs.no_info_before_validator_function(_iso_text, checked))
+    return GetPydanticSchema(lambda _source, _handler: schema,
+                             lambda _schema, handler: handler(documented))
 
 
 #: One line of text: ids, names, titles.
@@ -116,11 +126,13 @@ Quantity = Annotated[Decimal, Field(ge=0, le=MAX_QUANTITY, max_digits=24, decima
 Flag = Annotated[bool, Strict()]
 #: `formatMinimum` / `formatMaximum` state the range in the schema (the ajv-formats keywords).
 ContractDate = Annotated[
-    date, BeforeValidator(_iso_text), AfterValidator(_date_in_range),
+    date, _iso_only(cs.date_schema(ge=MIN_DATE, le=MAX_DATE), cs.date_schema()),
     Field(json_schema_extra={"formatMinimum": MIN_DATE.isoformat(), "formatMaximum": MAX_DATE.isoformat()}),
 ]
 ContractDateTime = Annotated[
-    AwareDatetime, BeforeValidator(_iso_text), AfterValidator(_datetime_in_range),
+    AwareDatetime,
+    _iso_only(cs.datetime_schema(tz_constraint="aware", ge=MIN_INSTANT, lt=END_INSTANT),
+              cs.datetime_schema(tz_constraint="aware")),
     Field(json_schema_extra={"formatMinimum": f"{MIN_DATE.isoformat()}T00:00:00Z",
                              "formatMaximum": f"{MAX_DATE.isoformat()}T23:59:59Z"}),
 ]

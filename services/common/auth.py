@@ -373,6 +373,8 @@ class Access:
     def publish_problems(self, who: Identity, events: Sequence[AnyEvent]) -> list[tuple[int, str]]:
         """(index, why) for each event this publisher may not publish: a program of a 과 it is not
         granted, by what the event says and by whom the program was first published for."""
+        if who.may_publish(None):  # every 과 granted (an operator, a system by its configured token):
+            return []              # `_refusal` refuses it nothing, so no owner need be looked up
         said = [division_of(e) for e in events]
         stated = {e.key for e, d in zip(events, said, strict=True) if d}
         owners = self.store.owners(sorted({e.key for e in events}))

@@ -100,8 +100,10 @@ def check(index: int, data: Any, source: str | None, policy: Policy) -> Checked 
     if problems:
         return Problem(index, "policy", tuple(problems))
     topic = policy.topic_prefix + topic_for(event.event_type).name
-    return Checked(index, source, event, value, content_hash_of(value), topic, message_key(event.key).decode(),
-                   str(event.event_id))
+    data = orjson.loads(value)
+    # The event id as the JSON spells it, `str(event.event_id)`: read with the hash's parse, not
+    # formatted again by uuid's Python `__str__` (≈ 3 % of the HTTP door's instructions per event).
+    return Checked(index, source, event, value, _hash(data), topic, message_key(event.key).decode(), data["event_id"])
 
 
 def content_hash_of(value: bytes) -> str:
@@ -111,7 +113,11 @@ def content_hash_of(value: bytes) -> str:
     reads an integer beyond 64 bits as a float. No event ingest stores can hold one: every integer
     field is bounded (±10^15), and alerts, whose figures are not, are refused before this
     (`publish_problem`). tests/unit/test_ingest_domain.py checks both, and the hashes are equal."""
-    return hashlib.sha256(canonical_bytes(orjson.loads(value))).hexdigest()
+    return _hash(orjson.loads(value))
+
+
+def _hash(data: Any) -> str:
+    return hashlib.sha256(canonical_bytes(data)).hexdigest()
 
 
 def publish_problem(event: AnyEvent, source: str) -> FieldError | None:

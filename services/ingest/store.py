@@ -17,10 +17,24 @@ from sqlmodel import Field, Session, col, select
 from services.common import bulk
 from services.common.db import PENDING, OutboxBase, pending_index
 
+#: The rows published under an id other than the one their source sent (another system had
+#: published under it first: `service.accept`); a few, next to the rows published as sent.
+SCOPED = "source_event_id <> event_id"
+
 
 class IngestOutbox(OutboxBase, table=True):
+    """One row per (source, source event id). For the rows published as sent (nearly all) the
+    unique `event_id` says so already; only the scoped rows need an index of the pair, so each
+    new row updates one index keyed by a random id instead of two (on SQLite, whose work runs in
+    the accepting process, the second one cost ≈ 5 % of its instructions per event and half of
+    the pages each commit writes: docs/benchmarks.md, "ingest CPU per event"). The pair cannot
+    be stored once as sent and once scoped: an event is scoped only when its id is published
+    already, and rows are never deleted, so the same pair sent as it is would meet either its
+    own row (a duplicate) or the unique `event_id`."""
+
     __tablename__ = "ingest_outbox"
-    __table_args__ = (sa.UniqueConstraint("source", "source_event_id", name="uq_ingest_outbox_source_event"),
+    __table_args__ = (sa.Index("uq_ingest_outbox_scoped_source_event", "source", "source_event_id", unique=True,
+                               sqlite_where=sa.text(SCOPED), postgresql_where=sa.text(SCOPED)),
                       pending_index("ingest_outbox"))
 
     source: str = ""
@@ -44,7 +58,9 @@ def known(session: Session, pairs: Sequence[tuple[str, str]]
           ) -> tuple[dict[tuple[str, str], Stored], set[str]]:
     """What the outbox holds for these (source, source event id) pairs, and which of their event
     ids a row is already published under (by any source): one query (per chunk of ids on SQLite,
-    one `= ANY(array)` round trip on PostgreSQL) for the whole submission."""
+    one `= ANY(array)` round trip on PostgreSQL) for the whole submission. A pair stored as sent
+    is found by its event id; a scoped one by the partial index of the pair (the query states the
+    index's condition, `SCOPED`, so that the databases use it)."""
     if not pairs:
         return {}, set()
     wanted = set(pairs)
@@ -54,15 +70,15 @@ def known(session: Session, pairs: Sequence[tuple[str, str]]
     rows: list[bulk.Row] = []
     if conn.dialect.name == "postgresql":
         sql = ("SELECT source, source_event_id, event_id, content_hash FROM ingest_outbox"
-               " WHERE (source = ANY(%s) AND source_event_id = ANY(%s)) OR event_id = ANY(%s)")
+               f" WHERE (source = ANY(%s) AND source_event_id = ANY(%s) AND {SCOPED}) OR event_id = ANY(%s)")
         rows = _fetch(conn, sql, [sources, ids, ids])
     else:
         ph = "?" if conn.dialect.paramstyle == "qmark" else "%s"
         for start in range(0, len(ids), 400):  # under SQLite's bound-parameter limit
             chunk = ids[start:start + 400]
-            marks = ", ".join([ph] * len(chunk))
+            marks, source_marks = ", ".join([ph] * len(chunk)), ", ".join([ph] * len(sources))
             sql = ("SELECT source, source_event_id, event_id, content_hash FROM ingest_outbox"
-                   f" WHERE (source IN ({', '.join([ph] * len(sources))}) AND source_event_id IN ({marks}))"
+                   f" WHERE (source IN ({source_marks}) AND source_event_id IN ({marks}) AND {SCOPED})"
                    f" OR event_id IN ({marks})")
             rows += _fetch(conn, sql, [*sources, *chunk, *chunk])
     versions: dict[tuple[str, str], Stored] = {}

@@ -15,6 +15,7 @@ from services.common import runtime
 from services.common.auth import (
     LINK_PREFIX,
     SESSION_PREFIX,
+    Access,
     Identity,
     RateLimiter,
     Role,
@@ -88,6 +89,27 @@ def test_publishing_rights():
     assert staff.owns("경제정책과") and not staff.owns("투자창업과") and not staff.owns(None)
     assert Identity("op", Role.operator).owns("투자창업과")
     assert not Identity("aud", Role.auditor).owns("경제정책과")
+
+
+class Owners:
+    """The program owners' store, as `Access.publish_problems` reads it, counting the lookups."""
+
+    def __init__(self, owners: dict[str, str]) -> None:
+        self.owners_of, self.lookups = owners, 0
+
+    def owners(self, program_ids: list[str]) -> dict[str, str]:
+        self.lookups += 1
+        return {p: self.owners_of[p] for p in program_ids if p in self.owners_of}
+
+
+@pytest.mark.parametrize("who", [Identity("importer", Role.system, frozenset({"*"})), Identity("op", Role.operator)])
+def test_a_publisher_granted_every_division_is_refused_nothing_without_a_lookup(who):
+    owners = Owners({"P-RND": "경제정책과"})
+    access = Access(Settings(_env_file=None), "ingest", owners)  # type: ignore[arg-type]
+    events = [parse_event(f.program("P-RND", division="투자창업과")), parse_event(f.snapshot("P-NEW"))]
+    assert access.publish_problems(who, events) == [] and owners.lookups == 0
+    econ = Identity("econ", Role.system, frozenset({"경제정책과"}))
+    assert [i for i, _ in access.publish_problems(econ, events)] == [0, 1] and owners.lookups == 1
 
 
 def keys(store: KeyStore, *argv: str) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -135,6 +136,44 @@ def test_occurred_at_stays_in_range():
     event = f.snapshot()
     event["occurred_at"] = "0001-01-01T00:00:00+00:00"
     assert "occurred_at" in _errors(event)
+
+
+@pytest.mark.parametrize("form", ["dict", "json"])
+@pytest.mark.parametrize("value", [1735603200, 1735603200.5, True, None, ["2025-03-31"]])
+def test_a_date_or_instant_is_an_iso_string_whatever_else_it_could_be_read_as(form, value):
+    """Validated in pydantic-core from JSON and through a Python check from a dict: the same answer."""
+    event = _with(f.snapshot(), as_of=value)
+    event["occurred_at"] = value
+    errors = _errors(event if form == "dict" else json.dumps(event).encode())
+    assert errors["payload.as_of"] == errors["occurred_at"] == "must be an ISO 8601 string"
+
+
+@pytest.mark.parametrize("form", ["dict", "json"])
+def test_dates_read_as_before_from_strings_and_from_python_dates(form):
+    event = _with(f.snapshot(), as_of="2025-03-31T00:00:00")  # a datetime at midnight is a date
+    event["occurred_at"] = "2025-03-31T09:00:00+09:00"
+    parsed = parse_event(event if form == "dict" else json.dumps(event).encode())
+    assert parsed.payload.as_of == date(2025, 3, 31)  # type: ignore[union-attr]
+    assert parsed.occurred_at == datetime(2025, 3, 31, tzinfo=UTC)
+    if form == "dict":  # Python callers may pass dates themselves
+        event["payload"]["as_of"] = date(2025, 3, 31)
+        event["occurred_at"] = datetime(2025, 3, 31, tzinfo=UTC)
+        assert parse_event(event) == parsed
+
+
+@pytest.mark.parametrize("form", ["dict", "json"])
+@pytest.mark.parametrize(("occurred_at", "ok"), [
+    ("1999-01-01T00:00:00Z", True), ("1999-01-01T08:59:59+09:00", False),
+    ("2101-12-31T23:59:59.999999Z", True), ("2101-12-31T23:00:00-05:00", False),
+])
+def test_instants_are_in_range_as_the_schema_states_it_in_utc(occurred_at, ok, form):
+    event = f.snapshot()
+    event["occurred_at"] = occurred_at
+    data = event if form == "dict" else json.dumps(event).encode()
+    if ok:
+        assert parse_event(data).occurred_at == datetime.fromisoformat(occurred_at)
+    else:
+        assert set(_errors(data)) == {"occurred_at"}
 
 
 def test_lists_are_bounded():

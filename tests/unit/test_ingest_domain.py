@@ -23,7 +23,8 @@ def test_the_hash_of_the_encoded_event_is_the_contract_hash(data):
     if isinstance(checked, domain.Problem):  # policy (a contact's mail domain): not hashed
         assert checked.stage == "policy"
         return
-    assert checked.value == dump_event(event)
+    assert checked.value == dump_event(event) == event.model_dump_json().encode("utf-8")
+    assert checked.source_event_id == str(event.event_id)
     assert checked.content_hash == content_hash(event)
     assert domain.content_hash_of(dump_event(parse_event(json.dumps(data)))) == content_hash(event)
 
