@@ -20,7 +20,7 @@ from kafka.errors import TopicAlreadyExistsError
 from prometheus_client import CollectorRegistry
 from pydantic import GetJsonSchemaHandler, TypeAdapter
 
-from contracts import EVENT_MODELS, MAX_EVENT_BYTES, AnyEvent, ContractError, parse_event, parse_event_array
+from contracts import EVENT_MODELS, AnyEvent, ContractError, parse_event
 from contracts.limits import PRODUCER_MAX_REQUEST_BYTES
 from contracts.topics import ALL_TOPICS, DEADLETTER, INBOUND, TopicSpec
 from services.common.db import DEAD_LETTER_TABLES, Database, is_transient, record_dead_letter
@@ -115,29 +115,14 @@ def records_of(raw_message: Any) -> Sequence[ConsumerRecord[Any, Any]]:
 
 
 def decode_batch(records: Iterable[ConsumerRecord[Any, Any]]) -> list[Incoming]:
-    records = list(records)
-    raws = [rec.value if isinstance(rec.value, bytes) else bytes(rec.value or b"") for rec in records]
-    events = _decode_together(raws)
-    if events is not None:
-        return [Incoming(rec, event, None, raw) for rec, event, raw in zip(records, events, raws, strict=True)]
+    # One validation per record: reading the batch as one joined JSON array (as ingest reads a
+    # request) took as long per event and 12 % more instructions (docs/benchmarks.md).
     out = []
-    for rec, raw in zip(records, raws, strict=True):
+    for rec in records:
+        raw = rec.value if isinstance(rec.value, bytes) else bytes(rec.value or b"")
         event, error = decode(raw)
         out.append(Incoming(rec, event, error, raw))
     return out
-
-
-def _decode_together(raws: list[bytes]) -> list[AnyEvent] | None:
-    """The records' values read as one JSON array in one validation (a third to a half less CPU
-    per event than one call each, docs/benchmarks.md), or None when any is not a valid event of
-    its own, or too large: the caller then reads them one by one, so each record gets its own
-    error. One value per record is what makes the joined array's length equal the number of
-    records: a value holding two events joined by a comma (`{…},{…}`) adds one, an empty one
-    makes the array invalid; so an array of another length is read one by one too."""
-    if len(raws) < 2 or any(len(raw) > MAX_EVENT_BYTES for raw in raws):
-        return None
-    events = parse_event_array(b"[" + b",".join(raws) + b"]")
-    return events if events is not None and len(events) == len(raws) else None
 
 
 def header(record: ConsumerRecord[Any, Any] | None, name: str) -> str | None:
