@@ -167,6 +167,9 @@ def cache_of(db: Database, max_keys: int | None = None) -> StateCache:
     return cache
 
 
+_REAPPLY_ATTEMPTS = 3
+
+
 class _Overtaken(Exception):
     """Another writer committed, while a batch was computed outside the write lock, something
     the batch read: an inbox id it was about to claim, a program's view row, a milestone."""
@@ -179,9 +182,15 @@ def apply_batch(db: Database, cfg: Config, events: list[AnyEvent]) -> BatchResul
             with db.unit_of_work() as session:
                 result, keep = _apply(session, cfg, events, cache, claim_first=not _lock_late(session, events))
         except _Overtaken:
-            cache.clear()
-            with db.unit_of_work() as session:
-                result, keep = _apply(session, cfg, events, cache, claim_first=True)
+            for attempt in range(_REAPPLY_ATTEMPTS):
+                cache.clear()
+                try:
+                    with db.unit_of_work() as session:
+                        result, keep = _apply(session, cfg, events, cache, claim_first=True)
+                    break
+                except _Overtaken:  # PostgreSQL: moved again before its rows were locked
+                    if attempt == _REAPPLY_ATTEMPTS - 1:
+                        raise
             result.reapplied = True
     except BaseException:
         cache.clear()
@@ -199,7 +208,8 @@ def _lock_late(session: Session, events: list[AnyEvent]) -> bool:
     the first write, then checking under the lock that nothing read has moved, lets them judge
     side by side. Batches with milestones or 과 figures (a few per report; they read rows that
     other partitions' programs share) keep the lock from the start. PostgreSQL locks rows, not
-    the database: the claim comes first there."""
+    the database: the claim comes first there, and the programs' rows are locked and checked
+    before the writes (`_hold_programs`)."""
     return session.get_bind().dialect.name == "sqlite" and not any(
         e.event_type in _UNKEYED_TYPES for e in events)
 
@@ -455,6 +465,9 @@ def _apply(session: Session, cfg: Config, events: list[AnyEvent], cache: StateCa
     # By event type, not isinstance: a pydantic model's isinstance goes through its metaclass's
     # ABC check, which is measurable at thousands of events per batch.
     scheduled = {_program(e) for e in fresh if e.event_type == _MILESTONE_SET}
+    postgres = conn.dialect.name == "postgresql"
+    if postgres and scheduled:  # before their view keys are read: see _hold_programs
+        _lock_programs(conn, scheduled)
     held_keys = keys_of_programs(session, scheduled) if scheduled else set()
     keys = {_key(e) for e in fresh if e.event_type not in _UNKEYED_TYPES} | held_keys
     # Cached programs whose view row is still the one this process wrote; amendments and plans
@@ -511,17 +524,16 @@ def _apply(session: Session, cfg: Config, events: list[AnyEvent], cache: StateCa
             program_keys.add(key)
         result.applied += 1
 
-    if not claim_first:
+    if postgres:
+        _hold_programs(conn, {k[0] for k in keys if k not in stamps} - scheduled, programs, stamps, milestone_rows)
+    elif not claim_first:
         # The write lock from here to the commit. Under it, what the batch read must still be
         # what is stored: its inbox ids unclaimed (else some were applied before: a redelivery,
         # or another writer meanwhile), its programs' view rows (every write of a program's
         # state stamps its row) and their milestones (recorded without a view row when the
         # program has none yet). Else it is applied again, lock first.
         claimed = {r[0] for r in inbox.insert_new(conn, [(ids[id(e)], now) for e in fresh])}
-        if (len(claimed) != len(fresh)
-                or {(pid, fy): stamp for pid, fy, stamp in bulk.select_in(conn, _STAMP_SQL, programs)} != stamps
-                or sorted(bulk.select_in_table(conn, _MILESTONE, _MILESTONE_COLUMNS, "program_id", programs),
-                          key=_by_milestone) != milestone_rows):
+        if len(claimed) != len(fresh) or _moved(conn, programs, stamps, milestone_rows):
             raise _Overtaken
     stamp = _write(batch)
 
@@ -543,6 +555,40 @@ _STAMP_SQL = "SELECT program_id, fiscal_year, updated_at FROM budget_program WHE
 
 def _by_milestone(row: bulk.Row) -> tuple[str, str]:
     return row[0], row[1]  # (program_id, milestone_id): the primary key
+
+
+def _moved(conn: sa.Connection, programs: set[str], stamps: dict[Key, Any], milestone_rows: list[bulk.Row],
+           sql: str = _STAMP_SQL) -> bool:
+    """Whether the programs' view stamps or milestones are no longer what the batch read."""
+    return ({(pid, fy): stamp for pid, fy, stamp in bulk.select_in(conn, sql, programs)} != stamps
+            or sorted(bulk.select_in_table(conn, _MILESTONE, _MILESTONE_COLUMNS, "program_id", programs),
+                      key=_by_milestone) != milestone_rows)
+
+
+_STAMP_FOR_UPDATE_SQL = _STAMP_SQL + " ORDER BY program_id, fiscal_year FOR UPDATE"
+_LOCK_PROGRAMS_SQL = sa.text("SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || ':budget:' || p, 0))"
+                             " FROM unnest(CAST(:programs AS text[])) AS p")
+
+
+def _lock_programs(conn: sa.Connection, programs: set[str]) -> None:
+    # unnest keeps the array's order: every batch takes these locks in program order.
+    conn.execute(_LOCK_PROGRAMS_SQL, {"programs": sorted(programs)})
+
+
+def _hold_programs(conn: sa.Connection, new: set[str], programs: set[str], stamps: dict[Key, Any],
+                   milestone_rows: list[bulk.Row]) -> None:
+    """PostgreSQL: the programs' view rows locked (in key order) until the commit, and what the
+    batch read of them checked, else it is judged again. Two processes of the group each hold
+    their partitions, but a program's milestones come on the programs topic, whose partition
+    another process may hold: without this, the later of two batches judging one program at once
+    would overwrite the other's judgement. A program not yet in the view has no row to lock: a
+    lock on its id (taken here, and by a milestone batch before it reads the view's keys) makes
+    the two take turns, so either the milestone's batch sees the new view row, or this one sees
+    the milestone."""
+    if new:
+        _lock_programs(conn, new)
+    if programs and _moved(conn, programs, stamps, milestone_rows, _STAMP_FOR_UPDATE_SQL):
+        raise _Overtaken
 
 
 def _load_history(batch: _Batch, events: list[AnyEvent], hits: dict[Key, _Held]) -> None:
