@@ -26,8 +26,8 @@ ALERTS = Counter("execwatch_budget_alerts_total", "alert state changes emitted",
                  ["rule", "severity", "status"], registry=REGISTRY)
 
 REAPPLIED = Counter("execwatch_budget_batches_reapplied_total",
-                    "batches judged again under SQLite's write lock: another writer had changed what they "
-                    "read, or they held events applied before (a redelivery)",
+                    "batches judged again under their locks: another writer had changed what they read "
+                    "(or, on SQLite, they held events applied before: a redelivery)",
                     registry=REGISTRY)
 
 

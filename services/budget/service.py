@@ -82,7 +82,7 @@ class BatchResult:
     unknown_programs: int = 0  # touched programs that still have no budget line
     alerts_by: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (rule, severity, status)
     touched: set[Key] = field(default_factory=set)
-    reapplied: bool = False  # computed again under the write lock: another writer moved what it read
+    reapplied: bool = False  # judged again under its locks: another writer moved what it read
 
 
 @dataclass(frozen=True)
@@ -171,8 +171,9 @@ _REAPPLY_ATTEMPTS = 3
 
 
 class _Overtaken(Exception):
-    """Another writer committed, while a batch was computed outside the write lock, something
-    the batch read: an inbox id it was about to claim, a program's view row, a milestone."""
+    """Another writer committed, while a batch was judged and before it held its locks (SQLite's
+    write lock, PostgreSQL's row locks), something the batch read: an inbox id it was about to
+    claim, a program's view row, a milestone."""
 
 
 def apply_batch(db: Database, cfg: Config, events: list[AnyEvent]) -> BatchResult:
