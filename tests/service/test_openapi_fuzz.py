@@ -36,10 +36,12 @@ from tests.conftest import _fresh_pg_schema
 from tests.helpers import bearer
 from tests.service.test_notify_service import overdue, slip
 
-# Bounded: 35 operations × valid and invalid input × 2 databases, about 1,500 requests in ~40 s.
-pytestmark = pytest.mark.integration  # ~40 s: PostgreSQL and ~2,000 requests
+# Bounded: 35 operations × valid and invalid input × 2 databases, about 800 requests in ~25 s
+# (20 examples an operation took ~50 s of the suite's 10 minutes; 10 still reach every operation
+# with valid and invalid bodies and parameters, on both databases).
+pytestmark = pytest.mark.integration
 
-EXAMPLES = 20
+EXAMPLES = 10
 FUZZ = settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
                 suppress_health_check=list(HealthCheck))
 CHECKS = [schemathesis.checks.not_a_server_error, response_schema_conformance]
