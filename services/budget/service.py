@@ -167,7 +167,8 @@ def cache_of(db: Database, max_keys: int | None = None) -> StateCache:
     return cache
 
 
-_REAPPLY_ATTEMPTS = 3
+#: the first try, then lock first (SQLite) or again (PostgreSQL) while another writer moves what it read
+_ATTEMPTS = 4
 
 
 class _Overtaken(Exception):
@@ -178,21 +179,19 @@ class _Overtaken(Exception):
 
 def apply_batch(db: Database, cfg: Config, events: list[AnyEvent]) -> BatchResult:
     cache = cache_of(db, cfg.cache_programs)
+    claim_first = not _lock_late(db, events)
     try:
-        try:
-            with db.unit_of_work() as session:
-                result, keep = _apply(session, cfg, events, cache, claim_first=not _lock_late(session, events))
-        except _Overtaken:
-            for attempt in range(_REAPPLY_ATTEMPTS):
+        for attempt in range(_ATTEMPTS):
+            try:
+                with db.unit_of_work() as session:
+                    result, keep = _apply(session, cfg, events, cache, claim_first=claim_first)
+                break
+            except _Overtaken:
+                if attempt == _ATTEMPTS - 1:
+                    raise
                 cache.clear()
-                try:
-                    with db.unit_of_work() as session:
-                        result, keep = _apply(session, cfg, events, cache, claim_first=True)
-                    break
-                except _Overtaken:  # PostgreSQL: moved again before its rows were locked
-                    if attempt == _REAPPLY_ATTEMPTS - 1:
-                        raise
-            result.reapplied = True
+                claim_first = True
+        result.reapplied = attempt > 0
     except BaseException:
         cache.clear()
         raise
@@ -200,7 +199,7 @@ def apply_batch(db: Database, cfg: Config, events: list[AnyEvent]) -> BatchResul
     return result
 
 
-def _lock_late(session: Session, events: list[AnyEvent]) -> bool:
+def _lock_late(db: Database, events: list[AnyEvent]) -> bool:
     """Whether the batch is computed before it takes the write lock. SQLite has one writer at a
     time, and a transaction holds the lock from its first write to its commit; claiming the
     inbox ids first held it while the whole batch was computed, so a second process of the group
@@ -211,7 +210,7 @@ def _lock_late(session: Session, events: list[AnyEvent]) -> bool:
     other partitions' programs share) keep the lock from the start. PostgreSQL locks rows, not
     the database: the claim comes first there, and the programs' rows are locked and checked
     before the writes (`_hold_programs`)."""
-    return session.get_bind().dialect.name == "sqlite" and not any(
+    return db.engine.dialect.name == "sqlite" and not any(
         e.event_type in _UNKEYED_TYPES for e in events)
 
 
@@ -474,7 +473,8 @@ def _apply(session: Session, cfg: Config, events: list[AnyEvent], cache: StateCa
     # Cached programs whose view row is still the one this process wrote; amendments and plans
     # are ORM rows of this session, so a key with such an event is loaded again.
     reload = {_key(e) for e in fresh if e.event_type in ("budget.amended", "budget.plan_set")}
-    stamps = {(pid, fy): stamp for pid, fy, stamp in bulk.select_in(conn, _STAMP_SQL, {k[0] for k in keys})}
+    programs = {k[0] for k in keys} | scheduled  # read now, and checked again before the writes
+    stamps = {(pid, fy): stamp for pid, fy, stamp in bulk.select_in(conn, _STAMP_SQL, programs)}
     hits = {k: h for k in keys if (h := cache.held.get(k)) is not None and k not in reload
             and stamps.get(k, _MISSING) == h.stamp}
     misses = keys - hits.keys()
@@ -497,7 +497,6 @@ def _apply(session: Session, cfg: Config, events: list[AnyEvent], cache: StateCa
     for (pid, fy, aid), a in (load_amendments(session, misses) if misses else {}).items():
         amendments.setdefault((pid, fy), {})[aid] = a
     milestones: MilestoneRows = {}  # always read: see StateCache
-    programs = {k[0] for k in keys} | scheduled
     milestone_rows = sorted(bulk.select_in_table(conn, _MILESTONE, _MILESTONE_COLUMNS, "program_id", programs),
                             key=_by_milestone)
     for pid, mid, *point in milestone_rows:
